@@ -1,4 +1,5 @@
-"""The ``dydx-ws`` command line: each sub-command lives in its own module and registers itself here."""
+"""The ``dydx-ws`` command line; each sub-command lives in its own module and registers here."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,7 +20,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dydx-ws", description="Live dYdX v4 Indexer data from the terminal."
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for register in _registrations():

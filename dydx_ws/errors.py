@@ -1,4 +1,5 @@
 """Exception hierarchy: every error the SDK raises on purpose derives from :class:`DydxWsError`."""
+
 from __future__ import annotations
 
 from typing import Optional

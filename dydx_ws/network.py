@@ -1,4 +1,5 @@
 """Where the Indexer lives: a :class:`Network` pairs a WebSocket URL with a REST base URL."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,9 +49,7 @@ class Network:
         raise ValueError(f"unknown network {name!r}: use mainnet, testnet, local or a ws(s):// URL")
 
 
-Network.MAINNET = Network(
-    "mainnet", "wss://indexer.dydx.trade/v4/ws", "https://indexer.dydx.trade"
-)
+Network.MAINNET = Network("mainnet", "wss://indexer.dydx.trade/v4/ws", "https://indexer.dydx.trade")
 Network.TESTNET = Network(
     "testnet",
     "wss://indexer.v4testnet.dydx.exchange/v4/ws",

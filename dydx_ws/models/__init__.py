@@ -1,0 +1,82 @@
+"""Typed models of every Indexer payload (dataclasses + dataclasses-json, Decimal for money,
+aware UTC datetimes, int heights, open string enums)."""
+
+from ._base import EPOCH, OpenEnum, WireModel, format_timestamp, parse_timestamp
+from .accounts import (
+    AssetPosition,
+    Fill,
+    Order,
+    ParentSubaccount,
+    ParentSubaccountResponse,
+    PerpetualPosition,
+    Subaccount,
+    SubaccountResponse,
+    TradingReward,
+    Transfer,
+    TransferParty,
+)
+from .blocks import BlockHeight, BlockHeightUpdate, ServerTime
+from .book import OrderbookResponse, PriceLevel
+from .candles import Candle, CandlesResponse
+from .enums import (
+    CandleResolution,
+    FillType,
+    Liquidity,
+    MarketStatus,
+    MarketType,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    PositionStatus,
+    TimeInForce,
+    TradeType,
+    TransferType,
+)
+from .markets import OraclePrice, PerpetualMarket, PerpetualMarketsResponse, TradingMarketUpdate
+from .trades import Trade, TradesResponse
+
+__all__ = [
+    "EPOCH",
+    "AssetPosition",
+    "BlockHeight",
+    "BlockHeightUpdate",
+    "Candle",
+    "CandleResolution",
+    "CandlesResponse",
+    "Fill",
+    "FillType",
+    "Liquidity",
+    "MarketStatus",
+    "MarketType",
+    "OpenEnum",
+    "OraclePrice",
+    "Order",
+    "OrderSide",
+    "OrderStatus",
+    "OrderType",
+    "OrderbookResponse",
+    "ParentSubaccount",
+    "ParentSubaccountResponse",
+    "PerpetualMarket",
+    "PerpetualMarketsResponse",
+    "PerpetualPosition",
+    "PositionSide",
+    "PositionStatus",
+    "PriceLevel",
+    "ServerTime",
+    "Subaccount",
+    "SubaccountResponse",
+    "TimeInForce",
+    "Trade",
+    "TradeType",
+    "TradesResponse",
+    "TradingMarketUpdate",
+    "TradingReward",
+    "Transfer",
+    "TransferParty",
+    "TransferType",
+    "WireModel",
+    "format_timestamp",
+    "parse_timestamp",
+]

@@ -1,0 +1,156 @@
+"""Building blocks shared by every wire model: the camelCase dataclasses-json base, open string
+enums, and field helpers for timestamps and heights (which travel as strings on the wire)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import field
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any, Callable, Dict, Optional, TypeVar
+
+from dataclasses_json import DataClassJsonMixin, LetterCase, Undefined, config
+
+__all__ = [
+    "EPOCH",
+    "OpenEnum",
+    "WireModel",
+    "format_timestamp",
+    "height",
+    "opt_height",
+    "opt_timestamp",
+    "parse_timestamp",
+    "renamed",
+    "timestamp",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MAX_UNKNOWN_ENUM_VALUES = 256
+
+
+class WireModel(DataClassJsonMixin):
+    """Base of every wire model: snake_case attributes mapped to the wire's camelCase keys,
+    unknown keys ignored (the server adds fields over time)."""
+
+    dataclass_json_config = config(  # type: ignore[assignment]
+        letter_case=LetterCase.CAMEL, undefined=Undefined.EXCLUDE
+    )["dataclasses_json"]
+
+
+class OpenEnum(str, Enum):
+    """A string enum that never raises on a value it does not know yet.
+
+    Unknown values become pseudo-members (``.value`` is the wire string, ``.name`` too) that compare
+    equal to that string, so new server values flow through instead of breaking the decoder.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Optional[OpenEnum]:
+        if not isinstance(value, str):
+            return None
+        member = str.__new__(cls, value)
+        member._name_ = value
+        member._value_ = value
+        if len(cls._value2member_map_) < _MAX_UNKNOWN_ENUM_VALUES:
+            cls._value2member_map_[value] = member  # later look-ups of this value are fast
+        return member
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_timestamp(value: Any) -> datetime:
+    """Parse the Indexer's ISO-8601 UTC timestamps (``2024-07-24T19:12:35.705Z``) to an aware
+    UTC datetime. Naive inputs are taken as UTC."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, str):
+        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            # Python < 3.11 accepts only 3 or 6 fractional digits: pad or cut to 6.
+            dt = datetime.fromisoformat(
+                _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+            )
+    else:
+        raise TypeError(f"timestamp must be an ISO-8601 string, got {type(value).__name__}")
+    if dt.tzinfo is None:
+        return dt.replace(tzinfo=timezone.utc)
+    if dt.utcoffset():
+        return dt.astimezone(timezone.utc)
+    return dt if dt.tzinfo is timezone.utc else dt.replace(tzinfo=timezone.utc)
+
+
+def format_timestamp(dt: datetime) -> str:
+    """The wire form of a timestamp: ISO-8601 UTC with milliseconds (microseconds if needed)."""
+    dt = dt.astimezone(timezone.utc)
+    spec = "milliseconds" if dt.microsecond % 1000 == 0 else "microseconds"
+    return dt.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def parse_height(value: Any) -> int:
+    """Heights travel as decimal strings; an int is accepted too (never a bool or float)."""
+    if value.__class__ is int or isinstance(value, str):
+        return int(value)
+    raise TypeError(f"height must be a string or integer, got {type(value).__name__}")
+
+
+T = TypeVar("T")
+
+
+def _meta(
+    encoder: Callable[[Any], Any],
+    decoder: Callable[[Any], Any],
+    name: Optional[str] = None,
+) -> Dict[str, Any]:
+    if name is None:
+        return config(encoder=encoder, decoder=decoder)
+    return config(encoder=encoder, decoder=decoder, field_name=name)
+
+
+def _opt(fn: Callable[[Any], T]) -> Callable[[Any], Optional[T]]:
+    return lambda v: None if v is None else fn(v)
+
+
+_format_opt_timestamp = _opt(format_timestamp)
+_parse_opt_timestamp = _opt(parse_timestamp)
+_format_opt_height = _opt(str)
+_parse_opt_height = _opt(parse_height)
+
+# Field decoders whose result is exactly that of a plain conversion to this type, so generated
+# fast decoders (dydx_ws.codec) may inline the conversion instead of calling the decoder.
+INLINE_DECODERS: Dict[Callable[[Any], Any], type] = {
+    parse_timestamp: datetime,
+    _parse_opt_timestamp: datetime,
+    parse_height: int,
+    _parse_opt_height: int,
+}
+
+
+def timestamp(name: Optional[str] = None) -> Any:
+    """A required timestamp field (wire: ISO string; Python: aware UTC datetime)."""
+    return field(metadata=_meta(format_timestamp, parse_timestamp, name))
+
+
+def opt_timestamp(name: Optional[str] = None) -> Any:
+    """An optional timestamp field, ``None`` when absent or null."""
+    return field(default=None, metadata=_meta(_format_opt_timestamp, _parse_opt_timestamp, name))
+
+
+def height(name: Optional[str] = None) -> Any:
+    """A required block height (wire: decimal string; Python: int)."""
+    return field(metadata=_meta(str, parse_height, name))
+
+
+def opt_height(name: Optional[str] = None) -> Any:
+    """An optional block height, ``None`` when absent or null."""
+    return field(default=None, metadata=_meta(_format_opt_height, _parse_opt_height, name))
+
+
+def renamed(name: str, default: Any = None) -> Any:
+    """A field whose wire key is not the plain camelCase of its name (e.g. ``priceChange24H``)."""
+    return field(default=default, metadata=config(field_name=name))
