@@ -258,27 +258,29 @@ class Dispatcher:
         w = self._assign.get(key)
         if w is None or self._releasing:
             w = self._worker_for(key)
-        victim: Optional[Hashable] = None
+        dropped_key: Optional[Tuple[Hashable]] = None  # a 1-tuple: keys may be None
+        accepted = True
         with w.lock:
             if w.pending >= self._queue_size:
                 if self._overflow is OverflowPolicy.DROP_OLDEST:
-                    victim = self._drop_oldest_locked(w)
+                    dropped_key = (self._drop_oldest_locked(w),)
                 elif not self._wait_for_room_locked(w):
                     if self._stopping:
                         self._rejected += 1
                         return False
                     w.dropped += 1
-                    victim = key
-            if victim is not key:
+                    dropped_key = (key,)
+                    accepted = False
+            if accepted:
                 w.items.append((key, item))
                 w.pending += 1
                 if w.pending > w.max_depth:
                     w.max_depth = w.pending
         if w.idle and w.pending >= self._wake_batch:
             w.wake.set()
-        if victim is not None:
-            self._report_drop(victim)
-        return victim is not key
+        if dropped_key is not None:
+            self._report_drop(dropped_key[0])
+        return accepted
 
     def call_soon(self, key: Hashable, fn: Callable[[], None]) -> bool:
         """Run ``fn()`` on ``key``'s worker after the items already queued for it.
@@ -424,15 +426,19 @@ class Dispatcher:
         items = w.items
         popleft = items.popleft
         handler = self._handler
+        monotonic = time.monotonic
         batch: List[_Entry] = []
         while not w.stopping:
             with w.lock:
                 n = min(len(items), _MAX_BATCH)
                 if n:
+                    calls = 0
                     for _ in range(n):
-                        batch.append(popleft())
-                    data = sum(1 for _, p in batch if type(p) is not _Call)
-                    w.pending -= data
+                        entry = popleft()
+                        if type(entry[1]) is _Call:
+                            calls += 1
+                        batch.append(entry)
+                    w.pending -= n - calls
                     if w.blocked_producers:
                         w.not_full.notify()
             if not batch:
@@ -451,18 +457,16 @@ class Dispatcher:
                         w.discarded += rest
                     break
                 w.busy_key = key
-                w.busy_since = time.monotonic()
+                w.busy_since = monotonic()
                 try:
                     if type(payload) is _Call:
                         payload.fn()
                     else:
+                        w.processed += 1
                         handler(key, payload)
                 except BaseException as exc:  # isolate: report and keep going
                     w.handler_errors += 1
                     self._report_error(key, payload, exc)
-                finally:
-                    if type(payload) is not _Call:
-                        w.processed += 1
-                    w.busy_key = None
-                    w.busy_since = None
+                w.busy_key = None
+                w.busy_since = None
             batch.clear()
