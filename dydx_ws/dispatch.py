@@ -77,6 +77,12 @@ _Entry = Tuple[Hashable, object]
 class _Worker:
     """One worker's queue, wake-up state and counters (mutated under ``lock`` where noted)."""
 
+    __slots__ = (
+        "blocked_producers", "busy_key", "busy_since", "discarded", "dropped", "handler_errors",
+        "idle", "index", "items", "keys", "lock", "max_depth", "name", "not_full", "pending",
+        "processed", "stopping", "thread", "wake",
+    )
+
     def __init__(self, index: int, name: str) -> None:
         self.index = index
         self.name = name
