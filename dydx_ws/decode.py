@@ -36,6 +36,7 @@ from .models import (
     BlockHeight,
     BlockHeightUpdate,
     Candle,
+    CandleResolution,
     Fill,
     OraclePrice,
     Order,
@@ -107,7 +108,7 @@ class _Channels:
         self.transfer, self.reward = ld(Transfer), ld(TradingReward)
         self.height, self.height_update = ld(BlockHeight), ld(BlockHeightUpdate)
         self.pair = self._fast_pair if fast else self._ref_pair
-        self.by_channel: Dict[str, Tuple[type, Callable[[Iterable[Any], bool], Fields]]] = {
+        self.by_channel: Dict[str, Tuple[type, Callable[[Iterable[Any], bool, Any], Fields]]] = {
             "v4_trades": (TradesMessage, self.trades),
             "v4_orderbook": (OrderbookMessage, self.orderbook),
             "v4_candles": (CandlesMessage, self.candles),
@@ -140,14 +141,14 @@ class _Channels:
         return [pair(x) if x.__class__ is list else level(x) for x in _list(items)]
 
     # -- channels: each takes the list of contents objects and returns the message fields -----
-    def trades(self, contents: Iterable[Any], snapshot: bool) -> Fields:
+    def trades(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         trade = self.trade
         out: List[Trade] = []
         for c in contents:
             out += [trade(t) for t in _list(_obj(c)["trades"])]
         return {"trades": out}
 
-    def orderbook(self, contents: Iterable[Any], snapshot: bool) -> Fields:
+    def orderbook(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         bids: List[PriceLevel] = []
         asks: List[PriceLevel] = []
         for c in contents:
@@ -159,14 +160,19 @@ class _Channels:
                 asks += self._levels(a)
         return {"bids": bids, "asks": asks}
 
-    def candles(self, contents: Iterable[Any], snapshot: bool) -> Fields:
+    def candles(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         candle = self.candle
         if snapshot:
             (c,) = contents
-            return {"candles": [candle(x) for x in _list(_obj(c)["candles"])]}
-        return {"candles": [candle(c) for c in contents]}
+            out = [candle(x) for x in _list(_obj(c)["candles"])]
+        else:
+            out = [candle(c) for c in contents]
+        for x in out:
+            if x.resolution is None and sid.__class__ is str and "/" in sid:
+                x.resolution = CandleResolution(sid.split("/", 1)[1])
+        return {"candles": out}
 
-    def markets(self, contents: Iterable[Any], snapshot: bool) -> Fields:
+    def markets(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         if snapshot:
             (c,) = contents
             market = self.market
@@ -183,10 +189,10 @@ class _Channels:
                 oracle += _keyed(self.oracle, prices)
         return {"markets": {}, "trading": trading, "oracle_prices": oracle}
 
-    def subaccounts(self, contents: Iterable[Any], snapshot: bool) -> Fields:
+    def subaccounts(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         return self._account(contents, snapshot, self.subaccount)
 
-    def parent_subaccounts(self, contents: Iterable[Any], snapshot: bool) -> Fields:
+    def parent_subaccounts(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         return self._account(contents, snapshot, self.parent)
 
     def _account(self, contents: Iterable[Any], snapshot: bool, account: Loader) -> Fields:
@@ -222,7 +228,7 @@ class _Channels:
                 f["block_height"] = parse_height(height)
         return f
 
-    def block_height(self, contents: Iterable[Any], snapshot: bool) -> Fields:
+    def block_height(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         if snapshot:
             blocks = [self.height(c) for c in contents]
         else:
@@ -280,6 +286,8 @@ class FrameDecoder:
         channel = frame.get("channel")
         handler = self._channels.by_channel.get(channel) if mtype in DATA_TYPES else None  # type: ignore[arg-type]
         if handler is None:
+            if mtype in DATA_TYPES and channel is None:
+                raise DecodeError("channel is required", type=mtype, field="channel", raw=raw)
             return self._control(frame, mtype, channel, received_at)
         cls, parse = handler
         snapshot = mtype == "subscribed"
@@ -290,9 +298,9 @@ class FrameDecoder:
             )
         try:
             if mtype == "channel_batch_data":
-                fields = parse(_list(contents), False)
+                fields = parse(_list(contents), False, frame.get("id"))
             else:
-                fields = parse((contents,), snapshot)
+                fields = parse((contents,), snapshot, frame.get("id"))
         except _DECODE_ERRORS as exc:
             if self._locating:
                 raise
@@ -360,7 +368,7 @@ class FrameDecoder:
         elif mtype == "unsubscribed":
             cls, extra = UnsubscribedMessage, {}
         elif mtype == "error":
-            text = frame.get("message", "")
+            text = frame.get("message")
             if text.__class__ is not str:
                 raise DecodeError(
                     "error message must be a string", type=mtype, field="message", raw=frame

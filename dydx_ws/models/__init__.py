@@ -3,12 +3,16 @@ aware UTC datetimes, int heights, open string enums)."""
 
 from ._base import EPOCH, OpenEnum, WireModel, format_timestamp, parse_timestamp
 from .accounts import (
+    AddressResponse,
     AssetPosition,
+    AssetPositionsResponse,
     Fill,
+    FillsResponse,
     Order,
     ParentSubaccount,
     ParentSubaccountResponse,
     PerpetualPosition,
+    PerpetualPositionsResponse,
     Subaccount,
     SubaccountResponse,
     TradingReward,
@@ -38,7 +42,9 @@ from .trades import Trade, TradesResponse
 
 __all__ = [
     "EPOCH",
+    "AddressResponse",
     "AssetPosition",
+    "AssetPositionsResponse",
     "BlockHeight",
     "BlockHeightUpdate",
     "Candle",
@@ -46,6 +52,7 @@ __all__ = [
     "CandlesResponse",
     "Fill",
     "FillType",
+    "FillsResponse",
     "Liquidity",
     "MarketStatus",
     "MarketType",
@@ -61,6 +68,7 @@ __all__ = [
     "PerpetualMarket",
     "PerpetualMarketsResponse",
     "PerpetualPosition",
+    "PerpetualPositionsResponse",
     "PositionSide",
     "PositionStatus",
     "PriceLevel",

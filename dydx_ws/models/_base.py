@@ -151,6 +151,22 @@ def opt_height(name: Optional[str] = None) -> Any:
     return field(default=None, metadata=_meta(_format_opt_height, _parse_opt_height, name))
 
 
+def parse_event_id(value: Any) -> str:
+    """Fill event ids are 24-hex strings; the obsolete ``{"type":"Buffer","data":[...]}`` form
+    (old docs) is converted to the same hex text."""
+    if isinstance(value, str):
+        return value
+    data = value.get("data") if isinstance(value, dict) else None
+    if isinstance(data, list) and value.get("type") == "Buffer":
+        return bytes(data).hex()
+    raise TypeError(f"event id must be a hex string, got {type(value).__name__}")
+
+
+def event_id() -> Any:
+    """An optional fill event id (hex string), tolerant of the legacy Buffer form."""
+    return field(default=None, metadata=config(decoder=_opt(parse_event_id)))
+
+
 def renamed(name: str, default: Any = None) -> Any:
     """A field whose wire key is not the plain camelCase of its name (e.g. ``priceChange24H``)."""
     return field(default=default, metadata=config(field_name=name))

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Dict, List, Optional
 
-from ._base import WireModel, height, opt_height, opt_timestamp, timestamp
+from ._base import WireModel, event_id, height, opt_height, opt_timestamp, timestamp
 from .enums import (
     FillType,
     Liquidity,
@@ -52,9 +52,9 @@ class PerpetualPosition(WireModel):
 class AssetPosition(WireModel):
     """An asset (collateral) position, e.g. USDC."""
 
-    symbol: str
     side: PositionSide
     size: Decimal
+    symbol: Optional[str] = None
     asset_id: Optional[str] = None
     subaccount_number: Optional[int] = None
     address: Optional[str] = None
@@ -115,7 +115,7 @@ class Fill(WireModel):
     subaccount_id: Optional[str] = None
     clob_pair_id: Optional[str] = None
     quote_amount: Optional[Decimal] = None
-    event_id: Optional[str] = None
+    event_id: Optional[str] = event_id()
     transaction_hash: Optional[str] = None
     created_at: Optional[datetime] = opt_timestamp()
     created_at_height: Optional[int] = opt_height()
@@ -204,3 +204,32 @@ class ParentSubaccountResponse(WireModel):
     """Body of ``GET /v4/addresses/{address}/parentSubaccountNumber/{n}``."""
 
     subaccount: ParentSubaccount
+
+
+@dataclass
+class AddressResponse(WireModel):
+    """Body of ``GET /v4/addresses/{address}``: every subaccount of the address."""
+
+    subaccounts: List[Subaccount] = field(default_factory=list)
+    total_trading_rewards: Optional[Decimal] = None
+
+
+@dataclass
+class FillsResponse(WireModel):
+    """Body of ``GET /v4/fills``."""
+
+    fills: List[Fill] = field(default_factory=list)
+
+
+@dataclass
+class PerpetualPositionsResponse(WireModel):
+    """Body of ``GET /v4/perpetualPositions``."""
+
+    positions: List[PerpetualPosition] = field(default_factory=list)
+
+
+@dataclass
+class AssetPositionsResponse(WireModel):
+    """Body of ``GET /v4/assetPositions``."""
+
+    positions: List[AssetPosition] = field(default_factory=list)

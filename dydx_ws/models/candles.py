@@ -11,10 +11,12 @@ from .enums import CandleResolution
 
 @dataclass
 class Candle(WireModel):
-    """One OHLCV candle. Updates may re-send an older ``started_at``: key candles by it."""
+    """One OHLCV candle. Updates may re-send an older ``started_at``: key candles by it.
+
+    ``resolution`` is filled from the subscription id when a (2023-era) server omits it.
+    """
 
     ticker: str
-    resolution: CandleResolution
     low: Decimal
     high: Decimal
     open: Decimal
@@ -23,6 +25,7 @@ class Candle(WireModel):
     usd_volume: Decimal
     trades: int
     started_at: datetime = timestamp()
+    resolution: Optional[CandleResolution] = None
     starting_open_interest: Optional[Decimal] = None
     orderbook_mid_price_open: Optional[Decimal] = None
     orderbook_mid_price_close: Optional[Decimal] = None
