@@ -1,0 +1,27 @@
+"""A local dYdX v4 Indexer emulator (socks WebSocket + comlink REST) for offline tests.
+
+It writes raw JSON exactly as the real server does and never imports the client's models.
+``IndexerEmulator`` is imported lazily so that ``dydx_ws.emulator.cli`` can be registered without
+the optional ``websockets`` dependency being installed.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import EmulatorConfig
+    from .server import IndexerEmulator
+
+__all__ = ["EmulatorConfig", "IndexerEmulator"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "IndexerEmulator":
+        from .server import IndexerEmulator
+
+        return IndexerEmulator
+    if name == "EmulatorConfig":
+        from .config import EmulatorConfig
+
+        return EmulatorConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,534 @@
+"""``IndexerEmulator``: lifecycle (one named thread, one asyncio loop), faults, introspection.
+
+The loop hosts the websocket server (socks), the HTTP server (comlink), the block producer and the
+global batch flush.  Every public method is thread-safe: it runs its work inside the loop and
+waits for the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import threading
+import time
+from types import TracebackType
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
+
+from websockets.asyncio.server import Server, serve
+
+from ..network import Network
+from .config import EmulatorConfig
+from .httpd import HttpServer, RestRateLimiter
+from .rest import Comlink
+from .simulator import MarketSimulator
+from .ws import Socks
+
+log = logging.getLogger("dydx_ws.emulator.server")
+
+T = TypeVar("T")
+THREAD_NAME = "dydx-emulator"
+SHUTDOWN_REASON = '{"message":"Service restarting"}'
+
+
+class IndexerEmulator:
+    """A local dYdX v4 Indexer (socks + comlink subset) with a seeded market simulator.
+
+    ``start()`` returns once both servers listen; ``stop()`` closes every client with 1012 and
+    joins the thread.  Extra keyword options are :class:`EmulatorConfig` fields (e.g.
+    ``batch_interval``, ``snapshot_delay``, ``crossed_levels``, ``rest_port``, ``start_time``).
+    """
+
+    def __init__(
+        self,
+        markets: Sequence[str] = ("BTC-USD", "ETH-USD"),
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        block_time: float = 1.0,
+        heartbeat_interval: float = 30.0,
+        heartbeat_timeout: float = 10.0,
+        **options: Any,
+    ) -> None:
+        self.config = dataclasses.replace(
+            EmulatorConfig(),
+            markets=tuple(markets),
+            seed=seed,
+            host=host,
+            port=port,
+            block_time=block_time,
+            heartbeat_interval=heartbeat_interval,
+            heartbeat_timeout=heartbeat_timeout,
+            **options,
+        )
+        base = self.config.start_time if self.config.start_time is not None else time.time()
+        self.sim = MarketSimulator(self.config, base)
+        self.comlink = Comlink(self.sim, self.config)
+        self._blocks_made = 0
+        self._lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop_event: Optional[asyncio.Event] = None
+        self._ready = threading.Event()
+        self._startup_error: Optional[BaseException] = None
+        self._socks: Optional[Socks] = None
+        self._http: Optional[HttpServer] = None
+        self._ws_server: Optional[Server] = None
+        self._port = 0
+        self._rest_port = 0
+        self._running_blocks = threading.Event()
+        self._running_blocks.set()
+        self._resume: Optional[asyncio.Event] = None
+
+    # ----- lifecycle --------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> IndexerEmulator:
+        """Start serving; returns once the websocket and HTTP servers are listening."""
+        with self._lock:
+            if self._thread is not None:
+                return self
+            self._ready.clear()
+            self._startup_error = None
+            thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=False)
+            self._thread = thread
+            thread.start()
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise RuntimeError("emulator did not start in time")
+        if self._startup_error is not None:
+            error = self._startup_error
+            self.stop()
+            raise RuntimeError(f"emulator failed to start: {error}") from error
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Close all clients with 1012 ``{"message":"Service restarting"}`` and join the thread.
+
+        Idempotent; bounded by ``timeout`` seconds.
+        """
+        with self._lock:
+            thread = self._thread
+            if thread is None:
+                return
+            loop, event = self._loop, self._stop_event
+            if loop is not None and event is not None and not loop.is_closed():
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(event.set)
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.error("emulator thread did not stop within %.1fs", timeout)
+        with self._lock:
+            if self._thread is thread and not thread.is_alive():
+                self._thread = None
+
+    def __enter__(self) -> IndexerEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported to start()
+            if not self._ready.is_set():
+                self._startup_error = exc
+            else:
+                log.exception("emulator loop crashed")
+        finally:
+            try:
+                pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                asyncio.set_event_loop(None)
+                self._loop = None
+                loop.close()
+                self._ready.set()
+
+    async def _main(self) -> None:
+        config = self.config
+        self._loop = asyncio.get_running_loop()
+        self._stop_event = asyncio.Event()
+        self._resume = asyncio.Event()
+        if self._running_blocks.is_set():
+            self._resume.set()
+        socks = self._socks = Socks(self.comlink, config)
+        http = self._http = HttpServer(self.comlink.get)
+        if config.rest_rate_limit is not None:
+            http.limiter = RestRateLimiter(*config.rest_rate_limit)
+        if config.candles_rate_limit is not None:
+            http.candles_limiter = RestRateLimiter(*config.candles_rate_limit)
+        await http.start(config.host, config.rest_port)
+        try:
+            self._ws_server = await serve(
+                socks.handler,
+                config.host,
+                config.port,
+                process_request=socks.process_request,
+                compression=None,
+                ping_interval=None,
+                ping_timeout=None,
+                close_timeout=config.close_timeout,
+                max_size=100 * 2**20,
+                max_queue=64,
+            )
+        except BaseException:
+            await http.close()
+            raise
+        self._port = self._ws_server.sockets[0].getsockname()[1]
+        self._rest_port = http.port
+        blocks = asyncio.ensure_future(self._block_loop())
+        batches = asyncio.ensure_future(self._batch_loop())
+        self._ready.set()
+        log.info("emulator listening: %s %s", self.ws_url, self.rest_url)
+        try:
+            await self._stop_event.wait()
+        finally:
+            blocks.cancel()
+            batches.cancel()
+            await asyncio.gather(blocks, batches, return_exceptions=True)
+            socks.unstall()
+            socks.reject_until = 0.0
+            self._ws_server.close(close_connections=True, code=1012, reason=SHUTDOWN_REASON)
+            try:
+                await asyncio.wait_for(self._ws_server.wait_closed(), config.close_timeout + 3)
+            except asyncio.TimeoutError:
+                log.warning("websocket server did not close in time")
+            await http.close()
+
+    async def _block_loop(self) -> None:
+        assert self._resume is not None
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += self.config.block_time
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                next_at = loop.time()
+                await asyncio.sleep(0)
+            if not self._resume.is_set():
+                await self._resume.wait()
+                next_at = loop.time()
+            self._produce_block()
+
+    def _produce_block(self) -> None:
+        assert self._socks is not None
+        self._blocks_made += 1
+        if self.config.start_time is not None:
+            now = self.config.start_time + self._blocks_made * self.config.block_time
+        else:
+            now = time.time()
+        publish = self._socks.publish
+        for pub in self.sim.step(now):
+            publish(pub)
+
+    async def _batch_loop(self) -> None:
+        assert self._socks is not None
+        while True:
+            await asyncio.sleep(self.config.batch_interval)
+            self._socks.flush_batches()
+
+    # ----- cross-thread plumbing --------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
+        loop = self._loop
+        if loop is None or self._socks is None:
+            raise RuntimeError("the emulator is not running (call start())")
+        if threading.current_thread() is self._thread:
+            return fn()
+
+        async def run() -> T:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
+
+    def _await(self, make: Callable[[], Awaitable[T]], timeout: float = 30.0) -> T:
+        loop = self._loop
+        if loop is None or self._socks is None:
+            raise RuntimeError("the emulator is not running (call start())")
+
+        async def run() -> T:
+            return await make()
+
+        return asyncio.run_coroutine_threadsafe(run(), loop).result(timeout)
+
+    @property
+    def socks(self) -> Socks:
+        if self._socks is None:
+            raise RuntimeError("the emulator is not running (call start())")
+        return self._socks
+
+    # ----- addresses --------------------------------------------------------------------------
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.config.host}:{self._port}/v4/ws"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.config.host}:{self._rest_port}"
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def rest_port(self) -> int:
+        return self._rest_port
+
+    @property
+    def network(self) -> Network:
+        return Network.custom(self.ws_url, self.rest_url, name="emulator")
+
+    @property
+    def demo_address(self) -> str:
+        return self.sim.demo_address
+
+    @property
+    def markets(self) -> Tuple[str, ...]:
+        return self.config.markets
+
+    # ----- market simulation control ----------------------------------------------------------
+
+    def pause(self) -> int:
+        """Stop producing blocks (returns the current height); in-flight messages still go out."""
+        self._running_blocks.clear()
+
+        def do() -> int:
+            assert self._resume is not None
+            self._resume.clear()
+            return self.sim.height
+
+        return self._call(do)
+
+    def resume(self) -> None:
+        """Produce blocks again after :meth:`pause`."""
+        self._running_blocks.set()
+
+        def do() -> None:
+            assert self._resume is not None
+            self._resume.set()
+
+        self._call(do)
+
+    def advance(self, blocks: int = 1) -> int:
+        """Produce ``blocks`` blocks right now (typically while paused); returns the new height."""
+
+        def do() -> int:
+            for _ in range(blocks):
+                self._produce_block()
+            return self.sim.height
+
+        return self._call(do)
+
+    @property
+    def height(self) -> int:
+        return self._call(lambda: self.sim.height)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Flush batched data now and wait until every connection's outgoing queue is empty."""
+        self._call(self.socks.flush_batches)
+
+        async def drained() -> None:
+            deadline = time.monotonic() + timeout
+            while self.socks.queued() and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+
+        self._await(drained, timeout + 1)
+
+    # ----- faults -----------------------------------------------------------------------------
+
+    def drop_connections(self, code: Optional[int] = 1011, reason: str = "") -> int:
+        """Close every client socket now (``code=None`` aborts TCP without a close frame)."""
+        return self._await(lambda: self.socks.drop(code, reason, self.config.close_timeout + 1))
+
+    def stall(self, seconds: float) -> None:
+        """Stop sending and stop reading (so client pings go unanswered) for ``seconds``."""
+        self._call(lambda: self.socks.stall(seconds))
+
+    def unstall(self) -> None:
+        """End a :meth:`stall` early."""
+        self._call(self.socks.unstall)
+
+    def reject_handshakes(self, seconds: float, status: int = 429) -> None:
+        """Answer websocket upgrades with HTTP ``status`` for ``seconds``."""
+
+        def do() -> None:
+            self.socks.reject_until = time.monotonic() + seconds
+            self.socks.reject_status = status
+
+        self._call(do)
+
+    def reject_rest(self, seconds: float, status: int = 429) -> None:
+        """Answer every REST request with ``status`` and ``Too many requests`` for ``seconds``."""
+
+        def do() -> None:
+            assert self._http is not None
+            self._http.reject_until = time.time() + seconds
+            self._http.reject_status = status
+
+        self._call(do)
+
+    def set_rest_rate_limit(self, points: Optional[int], seconds: float = 10.0) -> None:
+        """Enable comlink's per-IP limit (``points`` per ``seconds``), or disable with None."""
+
+        def do() -> None:
+            assert self._http is not None
+            self._http.limiter = None if points is None else RestRateLimiter(points, seconds)
+
+        self._call(do)
+
+    def send_raw(self, text: str) -> int:
+        """Send a raw text frame to every client; returns the number of clients."""
+        return self._call(lambda: self.socks.send_raw(text))
+
+    def set_snapshot_delay(self, seconds: float) -> None:
+        """Hold each subscription's registration for ``seconds`` after its snapshot is read."""
+
+        def do() -> None:
+            self.socks.snapshot_delay = seconds
+
+        self._call(do)
+
+    def fail_subscriptions(self, count: int = 1, status: int = 500) -> None:
+        """Make the next ``count`` initial fetches fail (403 gives the "blocked" text)."""
+        self._call(lambda: self.socks.fail_subscribes.extend([status] * count))
+
+    def inject_crossed_level(
+        self, ticker: Optional[str] = None, side: Optional[str] = None
+    ) -> Dict[str, Any]:
+        """Stream a stale level on the wrong side of ``ticker``'s book (REST never shows it)."""
+
+        def do() -> Dict[str, Any]:
+            pub, info = self.sim.inject_crossed_level(ticker or self.config.markets[0], side)
+            self.socks.publish(pub)
+            return info
+
+        return self._call(do)
+
+    def silent_delete_level(
+        self, ticker: Optional[str] = None, side: Optional[str] = None
+    ) -> Optional[Dict[str, Any]]:
+        """Remove a level without any websocket message (visible only via REST)."""
+        return self._call(
+            lambda: self.sim.silent_delete_level(ticker or self.config.markets[0], side)
+        )
+
+    def set_crossed_levels(self, enabled: bool) -> None:
+        """Inject crossed levels continuously (probability ``fault_probability`` per block)."""
+
+        def do() -> None:
+            self.sim.crossed_levels = enabled
+
+        self._call(do)
+
+    def set_silent_deletions(self, enabled: bool) -> None:
+        """Silently delete levels continuously (probability ``fault_probability`` per block)."""
+
+        def do() -> None:
+            self.sim.silent_deletions = enabled
+
+        self._call(do)
+
+    # ----- introspection ----------------------------------------------------------------------
+
+    def subscriptions(self) -> List[Tuple[str, str, str]]:
+        """``(connection_id, channel, normalised id)`` for every registered subscription."""
+        return self._call(self.socks.subscriptions)
+
+    def connection_count(self) -> int:
+        return self._call(lambda: len(self.socks.conns))
+
+    def connection_ids(self) -> List[str]:
+        return self._call(lambda: list(self.socks.conns))
+
+    @property
+    def connections_accepted(self) -> int:
+        return self.socks.connections_accepted
+
+    @property
+    def handshakes_rejected(self) -> int:
+        return self.socks.handshakes_rejected
+
+    def stats(self) -> Dict[str, int]:
+        def do() -> Dict[str, int]:
+            socks = self.socks
+            assert self._http is not None
+            return {
+                "connections": len(socks.conns),
+                "connections_accepted": socks.connections_accepted,
+                "handshakes_rejected": socks.handshakes_rejected,
+                "subscriptions": sum(len(c.subs) for c in socks.conns.values()),
+                "messages_published": socks.messages_published,
+                "rest_requests": self._http.requests_served,
+                "height": self.sim.height,
+            }
+
+        return self._call(do)
+
+    def rest_get(self, target: str) -> Tuple[int, Any]:
+        """What ``GET target`` returns (status, parsed JSON or text), computed in the loop."""
+
+        def do() -> Tuple[int, Any]:
+            response = self.comlink.get(target)
+            try:
+                return response.status, json.loads(response.body)
+            except ValueError:
+                return response.status, response.body
+
+        return self._call(do)
+
+    def _rest_body(self, target: str) -> Any:
+        status, body = self.rest_get(target)
+        if status != 200:
+            raise KeyError(f"GET {target} -> {status} {body}")
+        return body
+
+    def rest_orderbook(self, ticker: str) -> Dict[str, Any]:
+        """The REST book ``{"bids":[{"price","size"}…],"asks":[…]}`` (sorted, uncrossed)."""
+        body: Dict[str, Any] = self._rest_body(f"/v4/orderbooks/perpetualMarket/{ticker}")
+        return body
+
+    def rest_markets(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = self._rest_body("/v4/perpetualMarkets")["markets"]
+        return body
+
+    def rest_trades(self, ticker: str, limit: int = 100) -> List[Dict[str, Any]]:
+        body: List[Dict[str, Any]] = self._rest_body(
+            f"/v4/trades/perpetualMarket/{ticker}?limit={limit}"
+        )["trades"]
+        return body
+
+    def rest_candles(
+        self, ticker: str, resolution: str = "1MIN", limit: int = 100
+    ) -> List[Dict[str, Any]]:
+        body: List[Dict[str, Any]] = self._rest_body(
+            f"/v4/candles/perpetualMarkets/{ticker}?resolution={resolution}&limit={limit}"
+        )["candles"]
+        return body
+
+    def rest_subaccount(self, number: int = 0, address: Optional[str] = None) -> Dict[str, Any]:
+        body: Dict[str, Any] = self._rest_body(
+            f"/v4/addresses/{address or self.demo_address}/subaccountNumber/{number}"
+        )["subaccount"]
+        return body
+
+    def rest_height(self) -> Dict[str, Any]:
+        body: Dict[str, Any] = self._rest_body("/v4/height")
+        return body
