@@ -1,0 +1,177 @@
+"""Fixtures and raw-client helpers for the emulator's conversation tests.
+
+The clients here are plain ``websocket-client`` connections and ``requests`` sessions, never the
+SDK's own client, so the emulator is checked against protocol.md and not against our decoder.
+"""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar, Union
+
+import pytest
+import websocket
+
+from dydx_ws.emulator import IndexerEmulator
+
+T = TypeVar("T")
+FAST = dict(block_time=0.05, batch_interval=0.1, warmup_blocks=60)
+
+
+def wait_until(cond: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
+    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def emulator_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "dydx-emulator"]
+
+
+class Raw:
+    """A raw websocket-client connection with timeout-bound receive helpers."""
+
+    def __init__(self, url: str, timeout: float = 5.0) -> None:
+        self.ws = websocket.create_connection(url, timeout=timeout)
+
+    def send(self, message: Union[str, Dict[str, Any]]) -> None:
+        self.ws.send(message if isinstance(message, str) else json.dumps(message))
+
+    def recv_text(self, timeout: float = 5.0) -> str:
+        self.ws.settimeout(timeout)
+        data = self.ws.recv()
+        assert isinstance(data, str)
+        return data
+
+    def recv(self, timeout: float = 5.0) -> Dict[str, Any]:
+        message: Dict[str, Any] = json.loads(self.recv_text(timeout))
+        return message
+
+    def recv_until(self, pred: Callable[[Dict[str, Any]], bool],
+                   timeout: float = 5.0) -> Dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("expected message did not arrive")
+            message = self.recv(remaining)
+            if pred(message):
+                return message
+
+    def recv_type(self, kind: str, timeout: float = 5.0, **fields: Any) -> Dict[str, Any]:
+        return self.recv_until(
+            lambda m: m["type"] == kind and all(m.get(k) == v for k, v in fields.items()), timeout
+        )
+
+    def connected(self) -> Dict[str, Any]:
+        message = self.recv()
+        assert message["type"] == "connected"
+        return message
+
+    def frame(self, timeout: float = 5.0) -> Tuple[int, bytes]:
+        """The next frame including control frames (pings are auto-answered by the library)."""
+        self.ws.settimeout(timeout)
+        opcode, frame = self.ws.recv_data_frame(True)
+        return opcode, bytes(frame.data)
+
+    def expect_close(self, timeout: float = 5.0) -> Tuple[int, str]:
+        """Read until the server's close frame; returns (code, reason)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError("no close frame")
+            try:
+                opcode, data = self.frame(remaining)
+            except websocket.WebSocketConnectionClosedException as exc:
+                raise AssertionError("connection closed without a close frame") from exc
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                return code, data[2:].decode()
+
+    def quiet(self, seconds: float) -> bool:
+        """True if no data frame arrives within ``seconds``."""
+        try:
+            self.recv_text(seconds)
+        except websocket.WebSocketTimeoutException:
+            return True
+        return False
+
+    def close(self) -> None:
+        try:
+            self.ws.close(timeout=1)
+        except Exception:
+            self.ws.shutdown()
+
+
+@pytest.fixture
+def emu() -> Iterator[IndexerEmulator]:
+    emulator = IndexerEmulator(markets=["BTC-USD", "ETH-USD"], seed=3, **FAST)  # type: ignore[arg-type]
+    emulator.start()
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def make_emu() -> Iterator[Callable[..., IndexerEmulator]]:
+    started: List[IndexerEmulator] = []
+
+    def make(**kwargs: Any) -> IndexerEmulator:
+        options: Dict[str, Any] = {**FAST, "markets": ["BTC-USD", "ETH-USD"], "seed": 5, **kwargs}
+        emulator = IndexerEmulator(**options)
+        emulator.start()
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def client(emu: IndexerEmulator) -> Iterator[Callable[..., Raw]]:
+    opened: List[Raw] = []
+
+    def connect(url: Optional[str] = None) -> Raw:
+        raw = Raw(url or emu.ws_url)
+        opened.append(raw)
+        return raw
+
+    yield connect
+    for raw in opened:
+        raw.close()
+
+
+@pytest.fixture
+def raw_clients() -> Iterator[Callable[[str], Raw]]:
+    opened: List[Raw] = []
+
+    def connect(url: str) -> Raw:
+        raw = Raw(url)
+        opened.append(raw)
+        return raw
+
+    yield connect
+    for raw in opened:
+        raw.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_emulator_thread_left() -> Iterator[None]:
+    yield
+    wait_until(lambda: not emulator_threads(), timeout=15)
