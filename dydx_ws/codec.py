@@ -218,7 +218,7 @@ def _compile(cls: type) -> Decoder:
         single = _single_converter(gen, conv)
         plan.append((f.name, wire, required, single, tp))
     lines.append("    o = _new(_cls)")
-    lines.append("    o.__dict__.update({" + ", ".join(items) + "})")
+    lines.append("    o.__dict__ = {" + ", ".join(items) + "}")
     lines.append("    return o")
     src = "\n".join(lines)
     exec(compile(src, f"<dydx_ws.codec {cls.__name__}>", "exec"), gen.ns)

@@ -120,15 +120,17 @@ class _Channels:
 
     # -- levels: snapshots carry {"price","size"} objects, updates [price, size] pairs ---------
     @staticmethod
-    def _fast_pair(pair: Any) -> PriceLevel:
+    def _fast_pair(
+        pair: Any, _new: Any = _new, _level: type = PriceLevel, _dec: type = Decimal
+    ) -> PriceLevel:
         if pair.__class__ is not list:
             raise TypeError(f"price level must be [price, size], got {type(pair).__name__}")
         p, s = pair[0], pair[1]
-        level: PriceLevel = _new(PriceLevel)
-        level.__dict__.update(
-            price=Decimal(p) if p.__class__ is str else _to_decimal(p),
-            size=Decimal(s) if s.__class__ is str else _to_decimal(s),
-        )
+        level: PriceLevel = _new(_level)
+        level.__dict__ = {
+            "price": _dec(p) if p.__class__ is str else _to_decimal(p),
+            "size": _dec(s) if s.__class__ is str else _to_decimal(s),
+        }
         return level
 
     def _ref_pair(self, pair: Any) -> PriceLevel:
@@ -264,6 +266,7 @@ class FrameDecoder:
         self, loader_for: Callable[[type], Loader], *, fast: bool, locating: bool = False
     ) -> None:
         self._channels = _Channels(loader_for, fast=fast)
+        self._fast = fast
         self._locating = locating
 
     def decode(self, raw: Any, received_at: Optional[float] = None) -> Message:
@@ -307,8 +310,8 @@ class FrameDecoder:
             raise _describe(frame, mtype, channel, exc) from None
         return self._envelope(cls, frame, mtype, channel, snapshot, received_at, fields)
 
-    @staticmethod
     def _envelope(
+        self,
         cls: Type[M],
         frame: Dict[str, Any],
         mtype: Any,
@@ -329,19 +332,17 @@ class FrameDecoder:
             or (channel.__class__ is not str and channel is not None)
         ):
             raise _envelope_error(frame, mtype, channel)
-        msg: M = _new(cls)
-        d = msg.__dict__
-        d["type"] = mtype
-        d["channel"] = channel
-        d["id"] = sid
-        d["connection_id"] = cid
-        d["message_id"] = mid
-        d["version"] = version
-        d["is_snapshot"] = snapshot
-        d["received_at"] = received_at
-        d.update(fields)
-        if cls is OrderbookMessage:
-            d["book"] = None
+        values = {
+            "type": mtype,
+            "channel": channel,
+            "id": sid,
+            "connection_id": cid,
+            "message_id": mid,
+            "version": version,
+            "is_snapshot": snapshot,
+            "received_at": received_at,
+            **fields,
+        }
         if cls is SubaccountMessage or cls is ParentSubaccountMessage:
             number = frame.get("subaccountNumber")
             if number is not None and number.__class__ is not int:
@@ -352,7 +353,13 @@ class FrameDecoder:
                     field="subaccountNumber",
                     raw=frame,
                 )
-            d["subaccount_number"] = number
+            values["subaccount_number"] = number
+        if not self._fast:
+            return cls.from_dict(values)  # type: ignore[attr-defined, no-any-return]
+        if cls is OrderbookMessage:
+            values["book"] = None
+        msg: M = _new(cls)
+        msg.__dict__ = values
         return msg
 
     def _control(
