@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tup
 from websockets.asyncio.server import Server, serve
 
 from ..network import Network
-from .config import EmulatorConfig
+from .config import DEFAULT_CHANNEL_LIMITS, EmulatorConfig
 from .httpd import HttpServer, RestRateLimiter
 from .rest import Comlink
 from .simulator import MarketSimulator
@@ -52,6 +52,8 @@ class IndexerEmulator:
         heartbeat_timeout: float = 10.0,
         **options: Any,
     ) -> None:
+        if "channel_limits" in options:
+            options["channel_limits"] = {**DEFAULT_CHANNEL_LIMITS, **options["channel_limits"]}
         self.config = dataclasses.replace(
             EmulatorConfig(),
             markets=tuple(markets),

@@ -114,7 +114,9 @@ class Raw:
         try:
             self.ws.close(timeout=1)
         except Exception:
-            self.ws.shutdown()
+            pass
+        finally:
+            self.ws.shutdown()  # also after a server-initiated close, which leaves the TCP open
 
 
 @pytest.fixture

@@ -25,8 +25,8 @@ def test_connected_first_with_exact_bytes(client: Callable[..., Raw]) -> None:
     message = json.loads(text)
     assert keys(text) == ["type", "connection_id", "message_id"]
     assert UUID4.match(message["connection_id"])
-    assert text == ('{"type":"connected","connection_id":"%s","message_id":0}'
-                    % message["connection_id"])
+    cid = message["connection_id"]
+    assert text == f'{{"type":"connected","connection_id":"{cid}","message_id":0}}'
     other = client()
     assert other.connected()["connection_id"] != message["connection_id"]
 
@@ -121,11 +121,14 @@ def test_row8_invalid_subscription_id_takes_a_new_message_id(
 
 
 @pytest.mark.parametrize("sub_id", ["address/", "address/1e2", "address/-1", "address/0x1"])
-def test_number_quirks_pass_socks_but_fail_the_fetch(client: Callable[..., Raw], sub_id: str) -> None:
+def test_number_quirks_pass_socks_but_fail_the_fetch(
+    client: Callable[..., Raw], sub_id: str
+) -> None:
     raw = client()
     raw.connected()
     message = error_of(raw, {"type": "subscribe", "channel": "v4_subaccounts", "id": sub_id})
-    assert message["message"] == "Internal error, could not fetch data for subscription: v4_subaccounts."
+    text = "Internal error, could not fetch data for subscription: v4_subaccounts."
+    assert message["message"] == text
     assert list(message) == ["type", "message", "connection_id", "message_id", "channel", "id"]
     assert message["channel"] == "v4_subaccounts" and message["id"] == sub_id
 

@@ -1,0 +1,191 @@
+"""Rate limits (invalid messages, subscribes) and per-connection channel limits (protocol §4.3/§4.4)."""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, List
+
+import pytest
+
+from dydx_ws.emulator import IndexerEmulator
+
+from .conftest import Raw
+
+pytestmark = pytest.mark.timeout(60)
+RATE_LIMITED = '{"message":"Rate limited"}'
+
+
+def drain_types(raw: Raw, count: int) -> List[Dict[str, Any]]:
+    """The next ``count`` non-data messages."""
+    out: List[Dict[str, Any]] = []
+    while len(out) < count:
+        message = raw.recv()
+        if message["type"] not in ("channel_data", "channel_batch_data"):
+            out.append(message)
+    return out
+
+
+def test_third_invalid_frame_closes_with_1008(client: Callable[..., Raw]) -> None:
+    raw = client()
+    raw.connected()
+    raw.send("{")
+    raw.send({"type": "nope"})
+    raw.send({})
+    messages = drain_types(raw, 3)
+    assert [m["message"] for m in messages] == [
+        "Invalid message: could not parse",
+        "Invalid message type: nope",
+        "Too many invalid messages. Please reconnect and try again.",
+    ]
+    assert [m["message_id"] for m in messages] == [0, 0, 0]
+    assert raw.expect_close() == (1008, RATE_LIMITED)
+
+
+def test_validation_rows_5_to_7_are_not_rate_limited(client: Callable[..., Raw]) -> None:
+    raw = client()
+    raw.connected()
+    for _ in range(6):
+        raw.send({"type": "subscribe", "channel": "bogus"})
+        raw.send({"type": "subscribe", "channel": "v4_trades"})
+    messages = drain_types(raw, 12)
+    assert {m["message"] for m in messages} == {"Invalid channel: bogus", "Invalid id: undefined"}
+    raw.send({"type": "subscribe", "channel": "v4_markets"})
+    assert raw.recv_type("subscribed")["message_id"] == 1
+
+
+def test_invalid_window_expires(make_emu: Callable[..., IndexerEmulator],
+                                raw_clients: Callable[[str], Raw]) -> None:
+    emu = make_emu(invalid_window=0.2)
+    raw = raw_clients(emu.ws_url)
+    raw.connected()
+    raw.send("{")
+    raw.send("{")
+    drain_types(raw, 2)
+    # let the 0.2 s window expire (time passing, not synchronisation): the next invalid frame
+    # starts a new window instead of being the third hit
+    time.sleep(0.3)
+    raw.send("{")
+    assert raw.recv_type("error")["message"] == "Invalid message: could not parse"
+    raw.send({"type": "subscribe", "channel": "v4_markets"})
+    assert raw.recv_type("subscribed")
+
+
+def test_rate_limit_can_be_disabled(make_emu: Callable[..., IndexerEmulator],
+                                    raw_clients: Callable[[str], Raw]) -> None:
+    emu = make_emu(rate_limit_enabled=False)
+    raw = raw_clients(emu.ws_url)
+    raw.connected()
+    for _ in range(5):
+        raw.send("{")
+        raw.send({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD"})
+    messages = drain_types(raw, 10)
+    assert not any(m["message"].startswith("Too many") for m in messages if m["type"] == "error")
+
+
+def test_third_subscribe_to_the_same_topic_closes(client: Callable[..., Raw]) -> None:
+    raw = client()
+    raw.connected()
+    for _ in range(3):
+        raw.send({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD"})
+    first, second, third = drain_types(raw, 3)
+    assert first["type"] == "subscribed" and first["message_id"] == 1
+    assert second["message"] == ("Invalid subscribe message: already subscribed "
+                                 "(v4_trades-BTC-USD)")
+    assert second["message_id"] == 2
+    assert third["message"] == ("Too many subscribe attempts for channel v4_trades-BTC-USD. "
+                                "Please  reconnect and try again.")
+    assert third["message_id"] == 3
+    assert list(third) == ["type", "message", "connection_id", "message_id"]
+    assert raw.expect_close() == (1008, RATE_LIMITED)
+
+
+def test_subscribe_limit_is_keyed_by_normalised_id_and_ignores_unsubscribes(
+    client: Callable[..., Raw],
+) -> None:
+    raw = client()
+    raw.connected()
+    raw.send({"type": "subscribe", "channel": "v4_block_height"})
+    raw.send({"type": "unsubscribe", "channel": "v4_block_height"})
+    raw.send({"type": "subscribe", "channel": "v4_block_height", "id": "v4_block_height"})
+    raw.send({"type": "unsubscribe", "channel": "v4_block_height"})
+    raw.send({"type": "subscribe", "channel": "v4_block_height"})
+    messages = drain_types(raw, 5)
+    assert [m["type"] for m in messages] == ["subscribed", "unsubscribed", "subscribed",
+                                             "unsubscribed", "error"]
+    assert messages[-1]["message"].startswith(
+        "Too many subscribe attempts for channel v4_block_height-v4_block_height.")
+    assert raw.expect_close()[0] == 1008
+
+
+def test_many_different_topics_in_a_burst_are_fine(client: Callable[..., Raw]) -> None:
+    raw = client()
+    raw.connected()
+    resolutions = ["1MIN", "5MINS", "15MINS", "30MINS", "1HOUR", "4HOURS", "1DAY"]
+    ids = [f"{m}/{r}" for m in ("BTC-USD", "ETH-USD") for r in resolutions]
+    for sub_id in ids:
+        raw.send({"type": "subscribe", "channel": "v4_candles", "id": sub_id})
+    messages = drain_types(raw, len(ids))
+    assert sorted(m["id"] for m in messages if m["type"] == "subscribed") == sorted(ids)
+
+
+def test_per_connection_channel_limit_keeps_the_connection(client: Callable[..., Raw]) -> None:
+    raw = client()
+    raw.connected()
+    for i in range(33):
+        raw.send({"type": "subscribe", "channel": "v4_markets", "id": f"m{i}"})
+    messages = drain_types(raw, 33)
+    assert sum(m["type"] == "subscribed" for m in messages) == 32
+    error = messages[-1]
+    assert error["message"] == "Per-connection subscription limit reached for v4_markets (limit=32)."
+    assert error["message_id"] == 33
+    raw.send({"type": "subscribe", "channel": "v4_trades", "id": "ETH-USD"})
+    assert raw.recv_type("subscribed", channel="v4_trades")["message_id"] == 34
+
+
+def test_subaccount_limit_is_256(client: Callable[..., Raw]) -> None:
+    raw = client()
+    raw.connected()
+    address = "dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4"
+    for i in range(257):
+        raw.send({"type": "subscribe", "channel": "v4_subaccounts", "id": f"{address}/{i}"})
+    messages = drain_types(raw, 257)
+    assert sum(m["type"] == "subscribed" for m in messages) == 256
+    assert messages[-1]["message"] == (
+        "Per-connection subscription limit reached for v4_subaccounts (limit=256).")
+
+
+def test_block_height_limit_beats_already_subscribed(client: Callable[..., Raw]) -> None:
+    raw = client()
+    raw.connected()
+    raw.send({"type": "subscribe", "channel": "v4_block_height"})
+    raw.recv_type("subscribed")
+    raw.send({"type": "subscribe", "channel": "v4_block_height"})
+    error = raw.recv_type("error")
+    assert error["message"] == (
+        "Per-connection subscription limit reached for v4_block_height (limit=1).")
+    assert "channel" not in error
+
+
+def test_in_flight_subscribes_count_toward_the_limit(make_emu: Callable[..., IndexerEmulator],
+                                                     raw_clients: Callable[[str], Raw]) -> None:
+    emu = make_emu(snapshot_delay=0.4)
+    raw = raw_clients(emu.ws_url)
+    raw.connected()
+    raw.send({"type": "subscribe", "channel": "v4_block_height"})
+    raw.send({"type": "subscribe", "channel": "v4_block_height", "id": "other"})
+    first, second = drain_types(raw, 2)
+    assert first["type"] == "error" and first["message_id"] == 2
+    assert "limit=1" in first["message"]
+    assert second["type"] == "subscribed" and second["message_id"] == 1
+
+
+def test_channel_limits_are_configurable(make_emu: Callable[..., IndexerEmulator],
+                                         raw_clients: Callable[[str], Raw]) -> None:
+    emu = make_emu(channel_limits={"v4_trades": 1})
+    raw = raw_clients(emu.ws_url)
+    raw.connected()
+    raw.send({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD"})
+    raw.send({"type": "subscribe", "channel": "v4_trades", "id": "ETH-USD"})
+    _, error = drain_types(raw, 2)
+    assert error["message"] == "Per-connection subscription limit reached for v4_trades (limit=1)."
+    raw.send({"type": "subscribe", "channel": "v4_orderbook", "id": "ETH-USD"})
+    assert raw.recv_type("subscribed", channel="v4_orderbook")  # other channels keep defaults
