@@ -177,3 +177,40 @@ def raw_clients() -> Iterator[Callable[[str], Raw]]:
 def _no_emulator_thread_left() -> Iterator[None]:
     yield
     wait_until(lambda: not emulator_threads(), timeout=15)
+
+
+class StreamBook:
+    """An order book rebuilt from raw ``v4_orderbook`` frames (snapshot, then absolute sizes)."""
+
+    def __init__(self) -> None:
+        self.sides: Dict[str, Dict[str, str]] = {"bids": {}, "asks": {}}
+
+    def snapshot(self, contents: Dict[str, Any]) -> None:
+        for side in ("bids", "asks"):
+            self.sides[side] = {level["price"]: level["size"] for level in contents[side]}
+
+    def update(self, contents: Dict[str, Any]) -> None:
+        for side, levels in contents.items():
+            for price, size in levels:
+                if size == "0":
+                    self.sides[side].pop(price, None)
+                else:
+                    self.sides[side][price] = size
+
+    def apply(self, message: Dict[str, Any]) -> None:
+        if message["type"] == "subscribed":
+            self.snapshot(message["contents"])
+        elif message["type"] == "channel_data":
+            self.update(message["contents"])
+        elif message["type"] == "channel_batch_data":
+            for contents in message["contents"]:
+                self.update(contents)
+
+    def as_rest(self, limit: int = 100) -> Dict[str, List[Dict[str, str]]]:
+        from decimal import Decimal
+
+        out: Dict[str, List[Dict[str, str]]] = {}
+        for side in ("bids", "asks"):
+            prices = sorted(self.sides[side], key=Decimal, reverse=(side == "bids"))[:limit]
+            out[side] = [{"price": p, "size": self.sides[side][p]} for p in prices]
+        return out
