@@ -358,7 +358,7 @@ class IndexerEmulator:
 
     def drop_connections(self, code: Optional[int] = 1011, reason: str = "") -> int:
         """Close every client socket now (``code=None`` aborts TCP without a close frame)."""
-        return self._await(lambda: self.socks.drop(code, reason, self.config.close_timeout + 1))
+        return self._await(lambda: self.socks.drop(code, reason))
 
     def stall(self, seconds: float) -> None:
         """Stop sending and stop reading (so client pings go unanswered) for ``seconds``."""

@@ -161,6 +161,7 @@ class Socks:
         self.connections_accepted = 0
         self.handshakes_rejected = 0
         self.messages_published = 0
+        self._closers: Set[asyncio.Task[None]] = set()
 
     # ----- handshake and connection lifecycle -------------------------------------------------
 
@@ -565,18 +566,21 @@ class Socks:
             if not conn.ws.transport.is_closing():
                 conn.ws.transport.resume_reading()
 
-    async def drop(self, code: Optional[int], reason: str, timeout: float) -> int:
+    async def drop(self, code: Optional[int], reason: str) -> int:
+        """Close every connection; returns once the close frames are written (or TCP aborted)."""
         conns = list(self.conns.values())
-        closers = []
         for conn in conns:
             conn.closing = True
             conn.queue.clear()
             if code is None:
                 conn.ws.transport.abort()
             else:
-                closers.append(asyncio.ensure_future(conn.ws.close(code, reason)))
-        if closers:
-            await asyncio.wait(closers, timeout=timeout)
+                task = asyncio.ensure_future(conn.ws.close(code, reason))
+                self._closers.add(task)
+                task.add_done_callback(self._closers.discard)
+        # one loop turn lets each close() write its frame before waiting for the handshake
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
         return len(conns)
 
     def subscriptions(self) -> List[Tuple[str, str, str]]:

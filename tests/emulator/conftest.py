@@ -18,7 +18,7 @@ import websocket
 from dydx_ws.emulator import IndexerEmulator
 
 T = TypeVar("T")
-FAST = dict(block_time=0.05, batch_interval=0.1, warmup_blocks=60)
+FAST = dict(block_time=0.05, batch_interval=0.1, warmup_blocks=60, close_timeout=0.5)
 
 
 def wait_until(cond: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
@@ -41,11 +41,19 @@ def emulator_threads() -> List[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "dydx-emulator"]
 
 
+class NoPongWebSocket(websocket.WebSocket):  # type: ignore[misc]
+    """A websocket-client socket that never answers ping frames."""
+
+    def pong(self, payload: Union[str, bytes] = "") -> None:
+        return None
+
+
 class Raw:
     """A raw websocket-client connection with timeout-bound receive helpers."""
 
-    def __init__(self, url: str, timeout: float = 5.0) -> None:
-        self.ws = websocket.create_connection(url, timeout=timeout)
+    def __init__(self, url: str, timeout: float = 5.0, answer_pings: bool = True) -> None:
+        kwargs: Dict[str, Any] = {} if answer_pings else {"class_": NoPongWebSocket}
+        self.ws = websocket.create_connection(url, timeout=timeout, **kwargs)
 
     def send(self, message: Union[str, Dict[str, Any]]) -> None:
         self.ws.send(message if isinstance(message, str) else json.dumps(message))
@@ -98,7 +106,10 @@ class Raw:
                 opcode, data = self.frame(remaining)
             except websocket.WebSocketConnectionClosedException as exc:
                 raise AssertionError("connection closed without a close frame") from exc
+            except (BrokenPipeError, ConnectionResetError):
+                continue  # answering a buffered ping after the server went away; read on
             if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.ws.shutdown()  # the library answered the close frame; now drop the TCP
                 code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
                 return code, data[2:].decode()
 
