@@ -7,8 +7,11 @@ worker pool that runs your callbacks. See README.md for the architecture and gua
 
 import logging
 
+from .client import DydxWebSocketClient
 from .decode import decode_message
+from .dispatch import OverflowPolicy
 from .errors import DecodeError, DydxConnectionError, DydxWsError, RestError, SubscriptionError
+from .events import ConnectedEvent, DisconnectedEvent, ErrorEvent, ReconnectedEvent
 from .messages import (
     BlockHeightMessage,
     CandlesMessage,
@@ -25,6 +28,9 @@ from .messages import (
 )
 from .models import CandleResolution
 from .network import Network
+from .orderbook import OrderBook
+from .reconnect import ReconnectPolicy
+from .subscriptions import Subscription, SubscriptionState
 
 logging.getLogger("dydx_ws").addHandler(logging.NullHandler())
 
@@ -34,19 +40,29 @@ __all__ = [
     "BlockHeightMessage",
     "CandleResolution",
     "CandlesMessage",
+    "ConnectedEvent",
     "ConnectedMessage",
     "DecodeError",
+    "DisconnectedEvent",
     "DydxConnectionError",
+    "DydxWebSocketClient",
     "DydxWsError",
+    "ErrorEvent",
     "ErrorMessage",
     "MarketsMessage",
     "Message",
     "Network",
+    "OrderBook",
     "OrderbookMessage",
+    "OverflowPolicy",
     "ParentSubaccountMessage",
+    "ReconnectPolicy",
+    "ReconnectedEvent",
     "RestError",
     "SubaccountMessage",
+    "Subscription",
     "SubscriptionError",
+    "SubscriptionState",
     "TradesMessage",
     "UnknownMessage",
     "UnsubscribedMessage",

@@ -1,0 +1,450 @@
+"""The I/O thread: one WebSocket at a time, kept alive by our own reconnect loop.
+
+Architecture::
+
+    thread "dydx-ws-io":
+      loop until stop():
+        WebSocketApp.run_forever(dispatcher=<hand-off>)   # connect + handshake, then returns
+        serve(): select([socket, wake-pipe], timeout)      # every byte of I/O happens here
+          - readable socket   -> websocket-client reads one frame -> listener.on_frame(data)
+          - due sends         -> paced: <= 2 subscribes per (channel, id) per ~1.2 s
+          - heartbeat         -> a ping frame every ping_interval; no pong within pong_timeout
+                                 means a dead or half-open link: drop it and reconnect
+          - stop() / send()   -> the wake-pipe interrupts select at once
+        sleep(backoff) interruptibly; >= 30 s after an HTTP 429 at the handshake
+
+Why a hand-off dispatcher: given a custom ``dispatcher=`` object, ``run_forever`` performs the
+connect and handshake, registers its frame reader with that object and returns. We keep the
+reader and run our own select loop, so heartbeat, pacing, stop and reading share one thread,
+websocket-client's own ping thread and fixed-sleep ``reconnect=`` are never used, and the server's
+ping frames are answered (websocket-client does that inside the read) even while user callbacks
+block on the worker threads. The listener's callbacks run on this thread and must be quick.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import selectors
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Protocol, Tuple
+
+import websocket
+
+from .reconnect import ReconnectPolicy
+
+__all__ = ["CloseInfo", "Connection", "ConnectionListener", "ConnectionOptions"]
+
+log = logging.getLogger("dydx_ws.connection")
+
+SUBSCRIBE_WINDOW = 1.2  # seconds; the server allows 2 subscribes per channel+id per 1 s window
+SUBSCRIBES_PER_WINDOW = 2
+_MAX_WAIT = 1.0  # the serve loop wakes at least this often
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Transport settings (see :class:`~dydx_ws.DydxWebSocketClient` for their meaning)."""
+
+    url: str
+    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
+    ping_interval: float = 20.0
+    pong_timeout: float = 10.0
+    connect_timeout: float = 10.0
+    sslopt: Optional[Dict[str, Any]] = None
+    proxy: Dict[str, Any] = field(default_factory=dict)
+    headers: Optional[Dict[str, str]] = None
+    thread_name: str = "dydx-ws-io"
+
+
+@dataclass
+class CloseInfo:
+    """How a connection attempt or session ended."""
+
+    was_open: bool
+    code: Optional[int] = None
+    reason: str = ""
+    error: Optional[BaseException] = None
+    rate_limited: bool = False
+    opened_at: Optional[float] = None
+    closed_at: float = 0.0
+
+    def describe(self) -> str:
+        parts = []
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        if self.reason:
+            parts.append(repr(self.reason))
+        if self.error is not None:
+            parts.append(f"{type(self.error).__name__}: {self.error}")
+        return ", ".join(parts) or "closed"
+
+
+class ConnectionListener(Protocol):
+    """What the connection reports; every method runs on the I/O thread and must not block."""
+
+    def on_open(self) -> None: ...
+
+    def on_frame(self, data: Any) -> None: ...
+
+    def on_idle(self) -> None: ...
+
+    def on_close(self, info: CloseInfo) -> None: ...
+
+    def on_retry(self, delay: float, attempt: int, info: CloseInfo) -> None: ...
+
+    def on_give_up(self, info: CloseInfo) -> None: ...
+
+    def on_tick(self, now: float) -> None: ...
+
+
+class _HandOff:
+    """The ``dispatcher=`` object websocket-client registers its frame reader with (we run the
+    loop ourselves); sends go straight to the socket."""
+
+    def __init__(self) -> None:
+        self.read_callback: Optional[Callable[[], bool]] = None
+
+    def read(self, sock: Any, read_callback: Callable[[], bool], *_: Any) -> None:
+        self.read_callback = read_callback
+
+    def signal(self, *_: Any) -> None:
+        """websocket-client installs a SIGINT handler through this; we leave signals alone."""
+
+    def abort(self, *_: Any) -> None:
+        """Part of the dispatcher protocol; our loop is stopped through :meth:`Connection.stop`."""
+
+    def timeout(self, seconds: float, callback: Callable[..., Any], *args: Any) -> None:
+        """Only used by websocket-client for ping_timeout/reconnect, both of which we disable."""
+
+    def buffwrite(self, sock: Any, data: Any, send: Callable[[Any, Any], int], _: Any) -> int:
+        return send(sock, data)
+
+
+class _SendPacer:
+    """Allows at most ``SUBSCRIBES_PER_WINDOW`` subscribes per key within ``SUBSCRIBE_WINDOW``."""
+
+    def __init__(self) -> None:
+        self._sent: Dict[Hashable, Deque[float]] = {}
+
+    def ready_at(self, key: Hashable, now: float) -> float:
+        times = self._sent.get(key)
+        if not times or len(times) < SUBSCRIBES_PER_WINDOW:
+            return now
+        return max(now, times[0] + SUBSCRIBE_WINDOW)
+
+    def record(self, key: Hashable, now: float) -> None:
+        times = self._sent.setdefault(key, deque(maxlen=SUBSCRIBES_PER_WINDOW))
+        times.append(now)
+
+    def reset(self) -> None:
+        self._sent.clear()
+
+
+@dataclass
+class _Outgoing:
+    text: str
+    key: Hashable
+    is_subscribe: bool
+    not_before: float = 0.0
+
+
+class Connection:
+    """Owns the I/O thread and the socket; everything else talks to it through ``send``."""
+
+    def __init__(self, options: ConnectionOptions, listener: ConnectionListener) -> None:
+        self._opt = options
+        self._listener = listener
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._outgoing: Deque[_Outgoing] = deque()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._pacer = _SendPacer()
+        self._app: Optional[websocket.WebSocketApp] = None
+        self._close: Dict[str, Any] = {}
+        self._last_pong = 0.0
+        self._ping_sent = 0.0
+        self.connected = threading.Event()
+        self.frames_received = 0
+        self.bytes_received = 0
+
+    # -- lifecycle (any thread) ----------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name=self._opt.thread_name, daemon=False)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> bool:
+        """Close the socket (code 1000) and join the I/O thread; True if it has exited."""
+        self._stop.set()
+        self._wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            alive = thread.is_alive()
+        else:
+            alive = False
+        if not alive:
+            self._close_wake_pipe()
+        return not alive
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def send(
+        self, text: str, *, key: Hashable = None, subscribe: bool = False, delay: float = 0.0
+    ) -> None:
+        """Queue a text frame; subscribes are paced per key. Sent only while connected (frames
+        queued while disconnected are dropped at reconnect: the listener re-sends state)."""
+        item = _Outgoing(text, key, subscribe, time.monotonic() + delay if delay else 0.0)
+        with self._lock:
+            self._outgoing.append(item)
+        self._wake()
+
+    def drop_connection(self) -> None:
+        """Abort the current socket (no close handshake); the loop reconnects."""
+        app = self._app
+        if app is not None and app.sock is not None:
+            with contextlib.suppress(Exception):  # already closed is fine
+                app.sock.shutdown()  # type: ignore[no-untyped-call]
+        self._wake()
+
+    # -- I/O thread ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = self._opt.reconnect.backoff()
+        try:
+            while not self._stop.is_set():
+                info = self._session()
+                self.connected.clear()
+                if info.was_open:
+                    backoff.connected()
+                    self._listener.on_close(info)
+                if self._stop.is_set():
+                    break
+                delay = backoff.next_delay(rate_limited=info.rate_limited)
+                if delay is None:
+                    self._listener.on_give_up(info)
+                    break
+                self._listener.on_retry(delay, backoff.attempts, info)
+                if self._stop.wait(delay):
+                    break
+        except BaseException:  # pragma: no cover - a bug here must be loud, not a silent death
+            log.exception("the I/O thread crashed")
+            raise
+        finally:
+            self.connected.clear()
+
+    def _session(self) -> CloseInfo:
+        """One connect attempt and, if it opens, serve it until it closes."""
+        self._close = {}
+        with self._lock:
+            self._outgoing.clear()  # anything queued for a previous socket is stale
+        self._pacer.reset()
+        handoff = _HandOff()
+        app = websocket.WebSocketApp(
+            self._opt.url,
+            header=self._handshake_headers,
+            on_open=lambda _ws: None,
+            on_message=self._on_message,
+            on_error=self._on_error,
+            on_close=self._on_close,
+            on_pong=self._on_pong,
+        )
+        self._app = app
+        proxy = self._opt.proxy
+        try:
+            app.run_forever(
+                dispatcher=handoff,
+                sslopt=self._opt.sslopt,
+                skip_utf8_validation=True,  # json.loads rejects invalid UTF-8 anyway
+                reconnect=0,
+                ping_interval=0,
+                **proxy,
+            )
+        except Exception as exc:
+            self._close.setdefault("error", exc)
+        if handoff.read_callback is None or app.sock is None or app.sock.sock is None:
+            self._app = None
+            return self._info(was_open=False, opened_at=None)
+        opened_at = time.monotonic()
+        self.connected.set()
+        self._listener.on_open()
+        try:
+            self._serve(app, handoff.read_callback)
+        except Exception as exc:
+            self._close.setdefault("error", exc)
+        finally:
+            self.connected.clear()
+            self._teardown(app, graceful=self._stop.is_set())
+            self._app = None
+        return self._info(was_open=True, opened_at=opened_at)
+
+    def _handshake_headers(self) -> List[str]:
+        # websocket-client calls this right before connect(): the moment to bound the connect and
+        # handshake time of this socket without touching the library's process-wide default.
+        app = self._app
+        if app is not None and app.sock is not None:
+            app.sock.settimeout(self._opt.connect_timeout)
+        return [f"{k}: {v}" for k, v in (self._opt.headers or {}).items()]
+
+    def _serve(self, app: websocket.WebSocketApp, read: Callable[[], bool]) -> None:
+        ws = app.sock
+        assert ws is not None and ws.sock is not None
+        sock = ws.sock
+        pending = getattr(sock, "pending", None)  # TLS sockets may hold decrypted bytes
+        sel = selectors.DefaultSelector()
+        sel.register(sock, selectors.EVENT_READ, "socket")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._last_pong = self._ping_sent = 0.0
+        next_ping = time.monotonic() + self._opt.ping_interval
+        try:
+            while not self._stop.is_set():
+                now = time.monotonic()
+                self._listener.on_tick(now)
+                wait = min(self._flush_sends(ws, now), _MAX_WAIT)
+                if self._opt.ping_interval > 0:
+                    if self._ping_sent and self._last_pong < self._ping_sent:
+                        deadline = self._ping_sent + self._opt.pong_timeout
+                        if now >= deadline:
+                            raise websocket.WebSocketTimeoutException(
+                                f"no pong within {self._opt.pong_timeout:g} s"
+                            )
+                        wait = min(wait, deadline - now)
+                    if now >= next_ping:
+                        ws.ping(b"")
+                        self._ping_sent = now
+                        next_ping = now + self._opt.ping_interval
+                    wait = min(wait, max(0.0, next_ping - now))
+                events: List[Tuple[Any, int]] = []
+                if pending is not None and pending():
+                    readable = True
+                else:
+                    events = sel.select(max(0.0, wait))
+                    readable = any(key.data == "socket" for key, _ in events)
+                if any(key.data == "wake" for key, _ in events):
+                    self._drain_wake()
+                if readable:
+                    if not read():
+                        return  # closed by the server (on_close recorded code and reason)
+                elif not events:
+                    self._listener.on_idle()
+        finally:
+            sel.close()
+
+    def _flush_sends(self, ws: websocket.WebSocket, now: float) -> float:
+        """Send what is due; return how long until the next deferred send (or _MAX_WAIT)."""
+        with self._lock:
+            if not self._outgoing:
+                return _MAX_WAIT
+            queue, self._outgoing = self._outgoing, deque()
+        wait = _MAX_WAIT
+        deferred: Deque[_Outgoing] = deque()
+        blocked: set = set()  # type: ignore[type-arg]  # keep per-key order
+        for item in queue:
+            due = item.not_before
+            if item.is_subscribe:
+                due = max(due, self._pacer.ready_at(item.key, now))
+            if due > now or item.key in blocked:
+                deferred.append(item)
+                blocked.add(item.key)
+                wait = min(wait, max(0.0, due - now))
+                continue
+            ws.send(item.text)
+            if item.is_subscribe:
+                self._pacer.record(item.key, now)
+        if deferred:
+            with self._lock:
+                deferred.extend(self._outgoing)
+                self._outgoing = deferred
+        return wait
+
+    def _teardown(self, app: websocket.WebSocketApp, graceful: bool) -> None:
+        ws = app.sock
+        app.keep_running = False
+        if ws is None:
+            return
+        try:
+            if graceful and ws.connected:
+                ws.close(status=websocket.STATUS_NORMAL, timeout=1.0)
+        except Exception:  # best effort on a dying socket
+            log.debug("close handshake failed", exc_info=True)
+        finally:
+            ws.shutdown()  # type: ignore[no-untyped-call]
+            app.sock = None
+
+    # -- websocket-client callbacks (I/O thread) ------------------------------------------------
+    def _on_message(self, _ws: Any, data: Any) -> None:
+        self.frames_received += 1
+        self.bytes_received += len(data)
+        self._listener.on_frame(data)
+
+    def _on_pong(self, _ws: Any, _data: Any) -> None:
+        self._last_pong = time.monotonic()
+
+    def _on_error(self, _ws: Any, error: BaseException) -> None:
+        self._close.setdefault("error", error)
+
+    def _on_close(self, _ws: Any, code: Optional[int], reason: Optional[str]) -> None:
+        if code is not None:
+            self._close["code"] = code
+        if reason:
+            self._close["reason"] = reason
+
+    def _info(self, *, was_open: bool, opened_at: Optional[float]) -> CloseInfo:
+        error = self._close.get("error")
+        status = getattr(error, "status_code", None)
+        return CloseInfo(
+            was_open=was_open,
+            code=self._close.get("code"),
+            reason=str(self._close.get("reason", "") or getattr(error, "reason", "") or ""),
+            error=error,
+            rate_limited=(not was_open and status == 429),
+            opened_at=opened_at,
+            closed_at=time.monotonic(),
+        )
+
+    # -- wake pipe ------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # already signalled (buffer full), or closed
+            self._wake_w.send(b"\0")
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+
+    def _close_wake_pipe(self) -> None:
+        for s in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+def proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
+    """``run_forever`` keyword arguments for a proxy URL (``http://user:pw@host:port``,
+    ``socks5://host:port``...)."""
+    if not proxy:
+        return {}
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(proxy)
+    if not parts.hostname:
+        raise ValueError(f"invalid proxy URL {proxy!r}")
+    scheme = parts.scheme or "http"
+    options: Dict[str, Any] = {
+        "http_proxy_host": parts.hostname,
+        "http_proxy_port": parts.port or (1080 if scheme.startswith("socks") else 8080),
+        "proxy_type": scheme if scheme != "https" else "http",
+    }
+    if parts.username:
+        options["http_proxy_auth"] = (parts.username, parts.password or "")
+    return options
+

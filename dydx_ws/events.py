@@ -1,0 +1,107 @@
+"""Lifecycle events delivered to ``client.on(name, callback)``, and the registry that runs them.
+
+Event callbacks run on a worker thread (never on the I/O thread), in the order the events
+happened; an event callback that raises is logged and does not affect the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+__all__ = [
+    "EVENTS",
+    "ConnectedEvent",
+    "DisconnectedEvent",
+    "ErrorEvent",
+    "EventHub",
+    "ReconnectedEvent",
+]
+
+log = logging.getLogger("dydx_ws.events")
+
+Key = Tuple[str, Optional[str]]
+EVENTS = ("connected", "disconnected", "reconnected", "error", "resync")
+
+
+@dataclass(frozen=True)
+class ConnectedEvent:
+    """A connection opened (``reconnect`` is False for the first one)."""
+
+    url: str
+    reconnect: bool
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class DisconnectedEvent:
+    """The connection closed; the client reconnects unless it is stopping or gave up."""
+
+    code: Optional[int]
+    reason: str
+    error: Optional[BaseException]
+    stopping: bool = False
+
+
+@dataclass(frozen=True)
+class ReconnectedEvent:
+    """Every subscription was re-sent after a reconnect: which were restored (confirmed by the
+    server), which failed or were still unconfirmed at the deadline, and how long the gap was."""
+
+    restored: List[Key]
+    failed: List[Key]
+    gap_seconds: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """Something went wrong without stopping the client.
+
+    ``kind``: ``"decode"`` (a frame could not be decoded), ``"server"`` (the server sent an
+    ``error``), ``"subscription"`` (a subscription failed), ``"callback"`` (a user callback
+    raised), ``"overflow"`` (messages dropped: the subscription is resynced), ``"connection"``
+    (connect failed or the link died), ``"state"`` (local state could not apply a message),
+    ``"resync"`` (a local book or account differed from REST and was replaced).
+    """
+
+    kind: str
+    message: str
+    channel: Optional[str] = None
+    id: Optional[str] = None
+    exception: Optional[BaseException] = None
+    raw: Any = field(default=None, repr=False)
+
+
+class EventHub:
+    """Callbacks per event name; thread-safe registration."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: Dict[str, List[Callable[[Any], Any]]] = {name: [] for name in EVENTS}
+
+    def add(self, name: str, callback: Callable[[Any], Any]) -> Callable[[], None]:
+        if name not in self._callbacks:
+            raise ValueError(f"unknown event {name!r}; choose from {', '.join(EVENTS)}")
+        if not callable(callback):
+            raise ValueError("callback must be callable")
+        with self._lock:
+            self._callbacks[name] = [*self._callbacks[name], callback]
+
+        def remove() -> None:
+            with self._lock:
+                self._callbacks[name] = [c for c in self._callbacks[name] if c is not callback]
+
+        return remove
+
+    def has(self, name: str) -> bool:
+        return bool(self._callbacks[name])
+
+    def run(self, name: str, event: Any) -> None:
+        for callback in self._callbacks[name]:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("%s event callback %r raised", name, callback)

@@ -1,0 +1,312 @@
+"""Subscriptions: what is sent on the wire, how acknowledgements are matched, and the handles
+users hold.
+
+- A :class:`Topic` is one server-side subscription: channel, the id sent on the wire and the
+  ``batched`` flag. Its ``key`` is ``(channel, normalised id)`` — the id the server puts on
+  ``subscribed`` and data frames (none for ``v4_markets``, ``"v4_block_height"`` for block height,
+  protocol.md §2.6) — so acknowledgements and data are matched exactly.
+- A :class:`Subscription` is the handle ``subscribe_*`` returns. Several handles may share one
+  topic (one server subscription, callbacks fanned out); the topic is unsubscribed on the wire
+  when its last handle goes.
+- State machine per topic: ``pending`` (sent or waiting for a connection) → ``active`` on
+  ``subscribed``; ``failed`` on a non-retryable server error; back to ``pending`` on disconnect,
+  when it is re-sent with its original parameters; ``unsubscribed`` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from .errors import SubscriptionError
+
+if TYPE_CHECKING:
+    from .messages import Message
+
+__all__ = ["Subscription", "SubscriptionRegistry", "SubscriptionState", "Topic"]
+
+Key = Tuple[str, Optional[str]]
+Callback = Callable[["Message"], Any]
+
+# Per-connection subscription limits (protocol.md §4.4).
+CHANNEL_LIMITS = {
+    "v4_markets": 32,
+    "v4_trades": 32,
+    "v4_orderbook": 32,
+    "v4_candles": 32,
+    "v4_subaccounts": 256,
+    "v4_parent_subaccounts": 256,
+    "v4_block_height": 1,
+}
+RETRYABLE_PREFIX = "Internal error, could not fetch data for subscription"
+
+
+class SubscriptionState(str, Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    FAILED = "failed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+def normalised_id(channel: str, wire_id: Optional[str]) -> Optional[str]:
+    """The id the server uses on its frames for a subscribe sent with ``wire_id``."""
+    if channel == "v4_markets":
+        return None
+    if channel == "v4_block_height":
+        return wire_id or "v4_block_height"
+    return wire_id
+
+
+class Topic:
+    """One server-side subscription (immutable)."""
+
+    __slots__ = ("batched", "channel", "key", "wire_id")
+
+    def __init__(self, channel: str, wire_id: Optional[str], batched: bool) -> None:
+        self.channel = channel
+        self.wire_id = wire_id
+        self.batched = batched
+        self.key: Key = (channel, normalised_id(channel, wire_id))
+
+    def subscribe_text(self) -> str:
+        msg: Dict[str, Any] = {"type": "subscribe", "channel": self.channel}
+        if self.wire_id is not None:
+            msg["id"] = self.wire_id
+        if self.batched:
+            msg["batched"] = True
+        return json.dumps(msg, separators=(",", ":"))
+
+    def unsubscribe_text(self) -> str:
+        msg: Dict[str, Any] = {"type": "unsubscribe", "channel": self.channel}
+        if self.wire_id is not None:
+            msg["id"] = self.wire_id
+        return json.dumps(msg, separators=(",", ":"))
+
+    def __repr__(self) -> str:
+        batched = ", batched" if self.batched else ""
+        return f"Topic({self.channel}, {self.wire_id!r}{batched})"
+
+
+class _Entry:
+    """Registry-internal state of one topic (guarded by the registry lock)."""
+
+    def __init__(self, topic: Topic) -> None:
+        self.topic = topic
+        self.handles: List[Subscription] = []
+        self.state = SubscriptionState.PENDING
+        self.error: Optional[SubscriptionError] = None
+        self.changed = threading.Condition()
+        self.retries = 0
+        self.messages = 0
+        self.last_message_at: Optional[float] = None  # time.time() of the last message
+
+
+class Subscription:
+    """A live subscription handle: ``state``, ``wait_subscribed(timeout)``, ``unsubscribe()``."""
+
+    def __init__(
+        self,
+        registry: SubscriptionRegistry,
+        entry: _Entry,
+        callback: Optional[Callback],
+        params: Dict[str, Any],
+    ) -> None:
+        self._registry = registry
+        self._entry = entry
+        self._callback = callback
+        self._closed = False
+        self.params: Dict[str, Any] = params
+        """The arguments it was made with (ticker, resolution, address, ...)."""
+
+    @property
+    def channel(self) -> str:
+        return self._entry.topic.channel
+
+    @property
+    def id(self) -> Optional[str]:
+        """The id the server uses for it (None for markets)."""
+        return self._entry.topic.key[1]
+
+    @property
+    def key(self) -> Key:
+        return self._entry.topic.key
+
+    @property
+    def batched(self) -> bool:
+        return self._entry.topic.batched
+
+    @property
+    def state(self) -> SubscriptionState:
+        return SubscriptionState.UNSUBSCRIBED if self._closed else self._entry.state
+
+    @property
+    def error(self) -> Optional[SubscriptionError]:
+        """Why the server failed it (state ``failed``), else None."""
+        return self._entry.error
+
+    @property
+    def messages_received(self) -> int:
+        return self._entry.messages
+
+    @property
+    def last_message_at(self) -> Optional[float]:
+        return self._entry.last_message_at
+
+    def wait_subscribed(self, timeout: Optional[float] = None) -> bool:
+        """Block until the server confirmed it: True; False on timeout (or if unsubscribed).
+
+        Raises :class:`~dydx_ws.SubscriptionError` with the server's text if it failed.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        entry = self._entry
+        with entry.changed:
+            while True:
+                if self._closed:
+                    return False
+                if entry.state is SubscriptionState.ACTIVE:
+                    return True
+                if entry.state is SubscriptionState.FAILED:
+                    assert entry.error is not None
+                    raise entry.error
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                entry.changed.wait(remaining)
+
+    def unsubscribe(self) -> None:
+        """Stop receiving messages; the server subscription ends with the last handle.
+        Idempotent; safe from callbacks."""
+        self._registry.release(self)
+
+    def __repr__(self) -> str:
+        target = f"{self.channel}" + (f" {self.id}" if self.id else "")
+        return f"<Subscription {target} {self.state.value}>"
+
+
+class SubscriptionRegistry:
+    """All topics of one client, their handles and states; thread-safe."""
+
+    def __init__(self, on_last_release: Callable[[Topic], None]) -> None:
+        self._lock = threading.RLock()
+        self._entries: Dict[Key, _Entry] = {}
+        self._on_last_release = on_last_release
+
+    # -- user side --------------------------------------------------------------------------
+    def add(
+        self, topic: Topic, callback: Optional[Callback], params: Dict[str, Any]
+    ) -> Tuple[Subscription, bool]:
+        """Register a handle; returns it and whether the topic is new (must be sent)."""
+        with self._lock:
+            entry = self._entries.get(topic.key)
+            is_new = entry is None or entry.state is SubscriptionState.FAILED
+            if is_new:
+                count = sum(1 for k in self._entries if k[0] == topic.channel)
+                limit = CHANNEL_LIMITS.get(topic.channel)
+                if entry is None and limit is not None and count >= limit:
+                    raise SubscriptionError(
+                        f"Per-connection subscription limit reached for {topic.channel} "
+                        f"(limit={limit}); use another client for more",
+                        channel=topic.channel,
+                        id=topic.key[1],
+                    )
+                old = entry
+                entry = _Entry(topic)
+                if old is not None:  # a failed topic is retried afresh, keeping its handles
+                    entry.handles = old.handles
+                    for h in old.handles:
+                        h._entry = entry
+                self._entries[topic.key] = entry
+            assert entry is not None
+            handle = Subscription(self, entry, callback, params)
+            entry.handles.append(handle)
+            return handle, is_new
+
+    def release(self, handle: Subscription) -> None:
+        with self._lock:
+            if handle._closed:
+                return
+            handle._closed = True
+            entry = handle._entry
+            if handle in entry.handles:
+                entry.handles.remove(handle)
+            last = not entry.handles and self._entries.get(entry.topic.key) is entry
+            if last:
+                del self._entries[entry.topic.key]
+                self._set(entry, SubscriptionState.UNSUBSCRIBED)
+        with entry.changed:
+            entry.changed.notify_all()
+        if last:
+            self._on_last_release(entry.topic)
+
+    # -- connection side (I/O thread) ----------------------------------------------------------
+    def topics(self) -> List[Topic]:
+        with self._lock:
+            return [e.topic for e in self._entries.values()]
+
+    def get(self, key: Key) -> Optional[_Entry]:
+        return self._entries.get(key)
+
+    def handles(self, key: Key) -> List[Subscription]:
+        entry = self._entries.get(key)
+        return list(entry.handles) if entry is not None else []
+
+    def mark_all_pending(self) -> List[Topic]:
+        """On disconnect: every live topic must be re-sent; returns them."""
+        with self._lock:
+            out = []
+            for entry in self._entries.values():
+                if entry.state is not SubscriptionState.FAILED:
+                    self._set(entry, SubscriptionState.PENDING)
+                    out.append(entry.topic)
+            return out
+
+    def confirm(self, key: Key) -> bool:
+        """A ``subscribed`` arrived; True if it was for a known topic."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            entry.retries = 0
+            entry.error = None
+            self._set(entry, SubscriptionState.ACTIVE)
+            return True
+
+    def fail(self, key: Key, text: str) -> Optional[Topic]:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            entry.error = SubscriptionError(text, channel=key[0], id=key[1])
+            self._set(entry, SubscriptionState.FAILED)
+            return entry.topic
+
+    def note_retry(self, key: Key) -> int:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return 0
+            entry.retries += 1
+            return entry.retries
+
+    def pending_of_channel(self, channel: str) -> List[Key]:
+        with self._lock:
+            return [
+                k
+                for k, e in self._entries.items()
+                if k[0] == channel and e.state is SubscriptionState.PENDING
+            ]
+
+    def count_message(self, entry: _Entry, received_at: float) -> None:
+        entry.messages += 1
+        entry.last_message_at = received_at
+
+    def _set(self, entry: _Entry, state: SubscriptionState) -> None:
+        with entry.changed:
+            entry.state = state
+            entry.changed.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._entries)
