@@ -60,6 +60,7 @@ class HttpServer:
         self.reject_until = 0.0
         self.reject_status = 429
         self.requests_served = 0
+        self.connections_accepted = 0
         self._writers: Set[asyncio.StreamWriter] = set()
 
     async def start(self, host: str, port: int) -> None:
@@ -80,6 +81,7 @@ class HttpServer:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
+        self.connections_accepted += 1
         peer = writer.get_extra_info("peername")
         ip = peer[0] if peer else "?"
         try:

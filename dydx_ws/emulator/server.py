@@ -479,6 +479,7 @@ class IndexerEmulator:
                 "subscriptions": sum(len(c.subs) for c in socks.conns.values()),
                 "messages_published": socks.messages_published,
                 "rest_requests": self._http.requests_served,
+                "rest_connections": self._http.connections_accepted,
                 "height": self.sim.height,
             }
 
