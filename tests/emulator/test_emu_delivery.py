@@ -199,7 +199,7 @@ def test_markets_channel_oracle_and_trading_diffs(make_emu: Callable[..., Indexe
     assert list(price) == ["oraclePrice", "effectiveAt", "effectiveAtHeight", "marketId"]
     trading = raw.recv_until(lambda m: "trading" in m.get("contents", {}))["contents"]["trading"]
     diff = next(iter(trading.values()))
-    assert list(diff)[0] == "id" and len(diff) > 1
+    assert next(iter(diff)) == "id" and len(diff) > 1
 
 
 def test_candles_snapshot_and_updates(emu: IndexerEmulator, client: Callable[..., Raw]) -> None:

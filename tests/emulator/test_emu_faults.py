@@ -1,6 +1,7 @@
 """Heartbeat, close codes and the connection-level faults (stall, drop, reject, raw frames)."""
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Callable
 
@@ -178,10 +179,8 @@ def test_stall_does_not_trip_the_heartbeat(make_emu: Callable[..., IndexerEmulat
     # reading keeps answering pings from the client side; the server must not time us out
     deadline = time.monotonic() + 1.5
     while time.monotonic() < deadline:
-        try:
+        with contextlib.suppress(websocket.WebSocketTimeoutException):
             raw.frame(timeout=0.1)
-        except websocket.WebSocketTimeoutException:
-            pass
     assert emu.connection_count() == 1
     raw.send({"type": "subscribe", "channel": "v4_markets"})
     assert raw.recv_type("subscribed")

@@ -1,4 +1,4 @@
-"""Rate limits (invalid messages, subscribes) and per-connection channel limits (protocol §4.3/§4.4)."""
+"""Rate limits (invalid messages, subscribes) and per-connection channel limits (§4.3, §4.4)."""
 from __future__ import annotations
 
 import time
@@ -135,7 +135,8 @@ def test_per_connection_channel_limit_keeps_the_connection(client: Callable[...,
     messages = drain_types(raw, 33)
     assert sum(m["type"] == "subscribed" for m in messages) == 32
     error = messages[-1]
-    assert error["message"] == "Per-connection subscription limit reached for v4_markets (limit=32)."
+    assert error["message"] == (
+        "Per-connection subscription limit reached for v4_markets (limit=32).")
     assert error["message_id"] == 33
     raw.send({"type": "subscribe", "channel": "v4_trades", "id": "ETH-USD"})
     assert raw.recv_type("subscribed", channel="v4_trades")["message_id"] == 34

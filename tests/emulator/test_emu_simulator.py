@@ -208,17 +208,31 @@ def test_silent_deletion_shows_only_in_rest(emu: IndexerEmulator,
     assert deleted["price"] not in [lvl["price"] for lvl in emu.rest_orderbook("ETH-USD")["asks"]]
 
 
-def test_continuous_faults_switch(make_emu: Callable[..., IndexerEmulator]) -> None:
-    emu = make_emu(crossed_levels=True, silent_deletions=True, fault_probability=1.0,
-                   start_time=T0)
+def test_continuous_faults_switch(make_emu: Callable[..., IndexerEmulator],
+                                  raw_clients: Callable[[str], Raw]) -> None:
+    emu = make_emu(fault_probability=1.0, start_time=T0)
     emu.pause()
-    before = {t: len(emu.rest_orderbook(t)["bids"]) for t in emu.markets}
-    emu.advance(3)
-    assert emu._call(lambda: any(m.book.phantoms["bids"] or m.book.phantoms["asks"]
-                                 for m in emu.sim.markets.values()))
+    raw = raw_clients(emu.ws_url)
+    raw.connected()
+    raw.send({"type": "subscribe", "channel": "v4_orderbook", "id": "BTC-USD"})
+    book = StreamBook()
+    book.apply(raw.recv_type("subscribed"))
+    emu.set_crossed_levels(True)
+    emu.set_silent_deletions(True)
+    emu.advance(5)
     emu.set_crossed_levels(False)
     emu.set_silent_deletions(False)
-    assert before
+    emu.flush()
+    emu.send_raw('{"type":"marker"}')
+    raw.recv_until(lambda m: (book.apply(m) if m.get("id") == "BTC-USD" else None,
+                              m["type"] == "marker")[1])
+    rest = emu.rest_orderbook("BTC-USD")
+    assert book.as_rest() != rest  # the stream diverged: phantoms and silently deleted levels
+    best_bid = max(Decimal(p) for p in book.sides["bids"])
+    best_ask = min(Decimal(p) for p in book.sides["asks"])
+    assert best_bid >= best_ask  # a crossed level is on the wire
+    assert Decimal(rest["bids"][0]["price"]) < Decimal(rest["asks"][0]["price"])
+    assert set(map(str, (lvl["price"] for lvl in rest["bids"]))) - set(book.sides["bids"]) == set()
 
 
 def test_pause_resume_and_advance(emu: IndexerEmulator) -> None:
