@@ -1,0 +1,630 @@
+"""Record raw Indexer frames and replay them through the client's normal decode → dispatch path.
+
+A recording is a JSON Lines file (gzip-compressed when its name ends in ``.gz``). The first line
+is an optional header, every other line is one WebSocket text frame exactly as it arrived, with
+the local receive time (``time.time()``)::
+
+    {"dydx_ws_recording": 1, "url": "wss://...", "subscriptions": [["v4_trades", "BTC-USD"]], ...}
+    {"received_at": 1717000000.123456, "frame": "{\\"type\\":\\"connected\\",...}"}
+    {"received_at": 1717000000.131002, "frame": "{\\"type\\":\\"subscribed\\",...}"}
+
+Writing: :class:`Recorder` (thread-safe ``write(frame, received_at)``, usable as a raw-frame tap)
+and :func:`record`, which records a live feed over a plain websocket-client connection (no
+decoding, no dispatch: the frames are stored exactly as the server sent them).
+
+Replaying: :class:`ReplaySource` reads a recording (or any iterable of :class:`RecordedFrame`),
+and :meth:`ReplaySource.play` / :func:`replay` feed every frame to a
+:class:`~dydx_ws.DydxWebSocketClient` that was started *offline* (its workers run, its I/O
+thread never connects). Each frame goes through the client's own I/O entry point
+(``on_frame``): ``decode_message`` → subscription routing → ``Dispatcher`` → worker → local state
+(order books, markets, subaccounts) → your callbacks, exactly as live data does, with the
+recorded ``received_at`` kept on every message. ``speed=1`` keeps the recorded pace, ``2``
+doubles it, ``0`` (the default) replays as fast as possible.
+
+Everything runs on the calling thread (the "replay thread" plays the part of the I/O thread:
+the one producer of the dispatcher), so ``replay()`` returns once every frame has been
+delivered to the callbacks.
+"""
+
+from __future__ import annotations
+
+import gzip
+import inspect
+import io
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    Union,
+)
+
+from .decode import decode_message
+from .errors import DecodeError, DydxConnectionError
+from .messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
+from .subscriptions import Key, Topic
+
+if TYPE_CHECKING:
+    from .client import DydxWebSocketClient
+
+__all__ = [
+    "FORMAT_VERSION",
+    "RecordedFrame",
+    "Recorder",
+    "ReplayResult",
+    "ReplaySource",
+    "open_recording",
+    "read_frames",
+    "record",
+    "replay",
+]
+
+log = logging.getLogger("dydx_ws.replay")
+
+FORMAT_VERSION = 1
+PathLike = Union[str, "os.PathLike[str]"]
+ProgressFn = Callable[[int, Optional[int]], None]  # (frames done, total or None)
+MessageCallback = Callable[[Message], Any]
+_DATA_TYPES = ("subscribed", "channel_data", "channel_batch_data")
+
+
+@dataclass(frozen=True)
+class RecordedFrame:
+    """One recorded WebSocket text frame and its local receive time (seconds since the epoch)."""
+
+    received_at: float
+    data: str
+
+
+def open_recording(path: PathLike, mode: str = "rt") -> IO[str]:
+    """Open a recording for text reading (``"rt"``) or writing (``"wt"``/``"at"``), through gzip
+    when the name ends in ``.gz``."""
+    if str(path).endswith(".gz"):
+        binary = gzip.GzipFile(path, mode.replace("t", "") + "b")
+        return io.TextIOWrapper(binary, encoding="utf-8")
+    return open(path, mode, encoding="utf-8")
+
+
+def _text(data: Any) -> str:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data).decode("utf-8", errors="replace")
+    if isinstance(data, str):
+        return data
+    return json.dumps(data, separators=(",", ":"))
+
+
+class Recorder:
+    """Appends frames to a recording. ``write`` is thread-safe and cheap (one buffered line),
+    so a recorder can be used directly as a raw-frame tap: ``recorder.write(frame, received_at)``.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        url: Optional[str] = None,
+        subscriptions: Sequence[Key] = (),
+        header: bool = True,
+    ) -> None:
+        self.path = str(path)
+        self._file: Optional[IO[str]] = open_recording(path, "wt")
+        self._lock = threading.Lock()
+        self.frames = 0
+        if header:
+            meta = {
+                "dydx_ws_recording": FORMAT_VERSION,
+                "url": url,
+                "subscriptions": [list(k) for k in subscriptions],
+                "started_at": time.time(),
+            }
+            self._file.write(json.dumps(meta, separators=(",", ":")) + "\n")
+
+    def write(self, data: Any, received_at: Optional[float] = None) -> None:
+        """Store one raw frame (``str``/``bytes``; a parsed ``dict`` is re-serialised)."""
+        at = time.time() if received_at is None else float(received_at)
+        line = json.dumps({"received_at": at, "frame": _text(data)}, separators=(",", ":"))
+        with self._lock:
+            if self._file is None:
+                raise ValueError("the recorder is closed")
+            self._file.write(line + "\n")
+            self.frames += 1
+
+    __call__ = write
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.flush()
+
+    def close(self) -> None:
+        """Flush and close the file (idempotent)."""
+        with self._lock:
+            f, self._file = self._file, None
+        if f is not None:
+            f.close()
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+
+def _parse_line(
+    line: str, number: int, path: str
+) -> Optional[Union[RecordedFrame, Dict[str, Any]]]:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise ValueError(f"{path}:{number}: not a JSON line ({exc})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path}:{number}: expected a JSON object")
+    if "dydx_ws_recording" in obj:
+        return obj
+    try:
+        frame = obj["frame"]
+        at = float(obj["received_at"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}:{number}: expected 'received_at' and 'frame' fields") from None
+    return RecordedFrame(at, _text(frame))
+
+
+def read_frames(path: PathLike) -> Iterator[RecordedFrame]:
+    """Every frame of a recording, in order (the header is skipped). Raises ``ValueError`` with
+    the file and line number on a malformed line, ``OSError`` if the file cannot be read."""
+    with open_recording(path) as f:
+        for number, line in enumerate(f, 1):
+            item = _parse_line(line, number, str(path))
+            if isinstance(item, RecordedFrame):
+                yield item
+
+
+def _read_header(path: PathLike) -> Dict[str, Any]:
+    with open_recording(path) as f:
+        for number, line in enumerate(f, 1):
+            item = _parse_line(line, number, str(path))
+            if item is None:
+                continue
+            return item if isinstance(item, dict) else {}
+    return {}
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did: frames fed, messages routed to subscriptions per channel, decode errors,
+    the recorded time span and the wall-clock time it took."""
+
+    frames: int = 0
+    messages: int = 0
+    per_channel: Dict[str, int] = field(default_factory=dict)
+    decode_errors: int = 0
+    first_received_at: Optional[float] = None
+    last_received_at: Optional[float] = None
+    elapsed: float = 0.0
+    interrupted: bool = False
+    client: Optional[DydxWebSocketClient] = field(default=None, repr=False)
+
+    @property
+    def recorded_span(self) -> float:
+        """Seconds between the first and the last recorded frame."""
+        if self.first_received_at is None or self.last_received_at is None:
+            return 0.0
+        return self.last_received_at - self.first_received_at
+
+
+class ReplaySource:
+    """A recording to replay: a file path or an iterable of :class:`RecordedFrame`.
+
+    ``speed``: 1.0 keeps the recorded pace, 2.0 is twice as fast, 0 (default) as fast as possible.
+    """
+
+    def __init__(
+        self, source: Union[PathLike, Iterable[RecordedFrame]], *, speed: float = 0.0
+    ) -> None:
+        if not isinstance(speed, (int, float)) or isinstance(speed, bool) or speed < 0:
+            raise ValueError(f"speed must be a number >= 0, got {speed!r}")
+        self.speed = float(speed)
+        self.path: Optional[str] = None
+        self._frames: Optional[List[RecordedFrame]] = None
+        if isinstance(source, (str, os.PathLike)):
+            self.path = os.fspath(source)
+            if not os.path.exists(self.path):
+                raise FileNotFoundError(f"no such recording: {self.path}")
+        else:
+            self._frames = list(source)
+
+    def __iter__(self) -> Iterator[RecordedFrame]:
+        if self._frames is not None:
+            return iter(self._frames)
+        assert self.path is not None
+        return read_frames(self.path)
+
+    def __len__(self) -> int:
+        if self._frames is not None:
+            return len(self._frames)
+        return sum(1 for _ in self)
+
+    @property
+    def header(self) -> Dict[str, Any]:
+        """The recording's header line (``{}`` if it has none)."""
+        return _read_header(self.path) if self.path is not None else {}
+
+    def topics(self) -> List[Key]:
+        """The subscriptions of the recording: the header's list, else every channel/id that has a
+        ``subscribed`` or data frame, in order of first appearance."""
+        listed = self.header.get("subscriptions") or []
+        keys: List[Key] = []
+        for c, i in listed:
+            key = Topic(str(c), _wire_id(str(c), i), False).key
+            if key not in keys:
+                keys.append(key)
+        seen = set(keys)
+        for frame in self:
+            try:
+                obj = json.loads(frame.data)
+            except ValueError:
+                continue
+            if not isinstance(obj, dict) or obj.get("type") not in _DATA_TYPES:
+                continue
+            channel = obj.get("channel")
+            if not isinstance(channel, str):
+                continue
+            key = Topic(channel, _wire_id(channel, obj.get("id")), False).key
+            if key not in seen:
+                seen.add(key)
+                keys.append(key)
+        return keys
+
+    def messages(self) -> Iterator[Message]:
+        """Decode every frame (no client, no pacing): the typed messages with their recorded
+        ``received_at``; frames that do not decode are skipped (logged)."""
+        for frame in self:
+            try:
+                yield decode_message(frame.data, received_at=frame.received_at)
+            except DecodeError as exc:
+                log.warning("skipping a frame that does not decode: %s", exc)
+
+    def play(
+        self,
+        client: DydxWebSocketClient,
+        *,
+        progress: Optional[ProgressFn] = None,
+        stop: Optional[threading.Event] = None,
+        total: Optional[int] = None,
+        drain_timeout: float = 30.0,
+    ) -> ReplayResult:
+        """Feed every frame to ``client`` (started offline here if it was not started; a client
+        that is connected to a network is refused) and wait until its workers have delivered
+        them. ``progress(done, total)`` is called every few frames; setting ``stop`` ends early.
+        """
+        start_offline(client)
+        result = ReplayResult(client=client)
+        feed = _frame_feeder(client)
+        started = time.monotonic()
+        client.on_open()
+        t0: Optional[float] = None
+        wall0 = time.monotonic()
+        last_progress = 0.0
+        try:
+            for frame in self:
+                if stop is not None and stop.is_set():
+                    result.interrupted = True
+                    break
+                if t0 is None:
+                    t0 = frame.received_at
+                    result.first_received_at = frame.received_at
+                if self.speed > 0:
+                    due = wall0 + (frame.received_at - t0) / self.speed
+                    wait = due - time.monotonic()
+                    if wait > 0:
+                        client.on_idle()
+                        if stop is not None:
+                            if stop.wait(wait):
+                                result.interrupted = True
+                                break
+                        else:
+                            time.sleep(wait)
+                result.last_received_at = frame.received_at
+                result.frames += 1
+                kind = feed(frame)
+                if kind is None:
+                    result.decode_errors += 1
+                elif kind[0] in _DATA_TYPES and kind[1]:
+                    result.messages += 1
+                    result.per_channel[kind[1]] = result.per_channel.get(kind[1], 0) + 1
+                if progress is not None:
+                    now = time.monotonic()
+                    if now - last_progress >= 0.05:
+                        last_progress = now
+                        progress(result.frames, total)
+        finally:
+            client.on_idle()
+            drain(client, timeout=drain_timeout)
+            result.elapsed = time.monotonic() - started
+        if progress is not None:
+            progress(result.frames, total)
+        return result
+
+
+def _wire_id(channel: str, sid: Any) -> Optional[str]:
+    if channel in ("v4_markets", "v4_block_height") or sid is None:
+        return None
+    return str(sid)
+
+
+def start_offline(client: DydxWebSocketClient) -> None:
+    """Start ``client``'s workers without its I/O thread (for replays): idempotent; refuses a
+    client whose connection is running."""
+    start = client.start
+    if "connect" in inspect.signature(start).parameters:  # the proposed client API
+        start(connect=False)  # type: ignore[call-arg]
+        return
+    # Fallback until DydxWebSocketClient.start(connect=False) exists: start only the workers.
+    with client._lock:
+        if client._stopping:
+            raise ValueError("this client was stopped; create a new one")
+        if client._connection.alive:
+            raise ValueError("cannot replay into a client that is connected to a network")
+        if client._started:
+            return
+        client._started = True
+    client._dispatcher.start()
+
+
+def _frame_feeder(
+    client: DydxWebSocketClient,
+) -> Callable[[RecordedFrame], Optional[Tuple[str, Optional[str]]]]:
+    """The function that hands one recorded frame to the client's I/O entry point and returns
+    the frame's ``(type, channel)`` (None if it does not decode)."""
+    on_frame = client.on_frame
+    counters = client._counters
+    if "received_at" in inspect.signature(on_frame).parameters:  # the proposed client API
+
+        def feed_native(frame: RecordedFrame) -> Optional[Tuple[str, Optional[str]]]:
+            errors = counters.get("decode_errors", 0)
+            on_frame(frame.data, received_at=frame.received_at)  # type: ignore[call-arg]
+            if counters.get("decode_errors", 0) != errors:
+                return None
+            return _type_and_channel(frame.data)
+
+        return feed_native
+
+    # Fallback: the same steps as DydxWebSocketClient.on_frame, with the recorded receive time.
+    def feed(frame: RecordedFrame) -> Optional[Tuple[str, Optional[str]]]:
+        counters["frames"] += 1
+        try:
+            msg = decode_message(frame.data, received_at=frame.received_at)
+        except DecodeError as exc:
+            counters["decode_errors"] += 1
+            client._emit_error("decode", str(exc), channel=exc.channel, exception=exc)
+            return None
+        mtype = msg.type
+        if mtype == "channel_data" or mtype == "channel_batch_data":
+            client._route(msg)
+        elif mtype == "subscribed":
+            client._on_subscribed(msg)
+        elif isinstance(msg, ErrorMessage):
+            client._on_server_error(msg)
+        elif isinstance(msg, ConnectedMessage):
+            client._connection_id = msg.connection_id
+        elif not isinstance(msg, UnsubscribedMessage):
+            client._emit_error("decode", f"unknown message type {mtype!r}")
+        return mtype, msg.channel
+
+    return feed
+
+
+def _type_and_channel(data: str) -> Tuple[str, Optional[str]]:
+    try:
+        obj = json.loads(data)
+    except ValueError:
+        return "", None
+    if not isinstance(obj, dict):
+        return "", None
+    channel = obj.get("channel")
+    return str(obj.get("type", "")), channel if isinstance(channel, str) else None
+
+
+def drain(client: DydxWebSocketClient, timeout: float = 30.0) -> bool:
+    """Wait until every message queued so far for ``client``'s subscriptions (and its events) has
+    been delivered; True if done within ``timeout``."""
+    client.on_idle()
+    keys: List[Any] = [t.key for t in client._registry.topics()]
+    keys.append(("__events__", None))
+    events = []
+    for key in keys:
+        done = threading.Event()
+        if client._dispatcher.call_soon(key, done.set):
+            events.append(done)
+    deadline = time.monotonic() + timeout
+    return all(e.wait(max(0.0, deadline - time.monotonic())) for e in events)
+
+
+Target = Union["DydxWebSocketClient", MessageCallback, Mapping[str, MessageCallback]]
+
+
+def replay(
+    source: Union[PathLike, Iterable[RecordedFrame], ReplaySource],
+    target: Target,
+    *,
+    speed: float = 0.0,
+    progress: Optional[ProgressFn] = None,
+    stop: Optional[threading.Event] = None,
+    workers: int = 1,
+) -> ReplayResult:
+    """Replay a recording through the client's decode → dispatch → callback path.
+
+    ``target`` is either a :class:`~dydx_ws.DydxWebSocketClient` you created and subscribed
+    (not started: it is started offline and left running, so its order books, markets and
+    subaccounts can be inspected afterwards — stop it when done), or a callback (every message)
+    or a mapping ``channel -> callback``: then a client is made offline, subscribed to every
+    topic of the recording, fed, and stopped; ``result.client`` still holds its final state.
+    """
+    src = source if isinstance(source, ReplaySource) else ReplaySource(source, speed=speed)
+    if isinstance(source, ReplaySource):
+        src.speed = float(speed) if speed else src.speed
+    from .client import DydxWebSocketClient
+
+    if isinstance(target, DydxWebSocketClient):
+        return src.play(target, progress=progress, stop=stop, total=_total(src, progress))
+    client = DydxWebSocketClient(url="ws://replay.invalid/v4/ws", workers=workers)
+    try:
+        subscribe_topics(client, src.topics(), target)
+        return src.play(client, progress=progress, stop=stop, total=_total(src, progress))
+    finally:
+        client.stop()
+
+
+def _total(src: ReplaySource, progress: Optional[ProgressFn]) -> Optional[int]:
+    return len(src) if progress is not None else None
+
+
+def subscribe_topics(
+    client: DydxWebSocketClient,
+    topics: Iterable[Key],
+    callbacks: Union[MessageCallback, Mapping[str, MessageCallback], None] = None,
+) -> None:
+    """Subscribe ``client`` to recorded topics (``(channel, id)`` keys) through its public
+    ``subscribe_*`` methods, with one callback for all or one per channel."""
+    for channel, sid in topics:
+        if callable(callbacks):
+            cb: Optional[MessageCallback] = callbacks
+        elif callbacks is not None:
+            cb = callbacks.get(channel)
+        else:
+            cb = None
+        subscribe_key(client, channel, sid, cb)
+
+
+def subscribe_key(
+    client: DydxWebSocketClient,
+    channel: str,
+    sid: Optional[str],
+    callback: Optional[MessageCallback],
+) -> Any:
+    """Subscribe to one ``(channel, id)`` key with the matching ``subscribe_*`` method."""
+    if channel == "v4_markets":
+        return client.subscribe_markets(callback)
+    if channel == "v4_block_height":
+        return client.subscribe_block_height(callback)
+    if sid is None:
+        raise ValueError(f"{channel} needs an id")
+    if channel == "v4_trades":
+        return client.subscribe_trades(sid, callback)
+    if channel == "v4_orderbook":
+        return client.subscribe_orderbook(sid, callback)
+    if channel == "v4_candles":
+        ticker, _, resolution = sid.partition("/")
+        return client.subscribe_candles(ticker, resolution, callback)
+    if channel in ("v4_subaccounts", "v4_parent_subaccounts"):
+        address, _, number = sid.rpartition("/")
+        if not address or not number.isdigit():
+            raise ValueError(f"{channel} id must be ADDRESS/NUMBER, got {sid!r}")
+        if channel == "v4_subaccounts":
+            return client.subscribe_subaccount(address, int(number), callback)
+        return client.subscribe_parent_subaccount(address, int(number), callback)
+    raise ValueError(f"unknown channel {channel!r}")
+
+
+def record(
+    url: str,
+    topics: Sequence[Tuple[str, Optional[str]]],
+    out: Union[PathLike, Recorder],
+    *,
+    duration: Optional[float] = None,
+    count: Optional[int] = None,
+    stop: Optional[threading.Event] = None,
+    connect_timeout: float = 10.0,
+    sslopt: Optional[Dict[str, Any]] = None,
+    on_frame: Optional[Callable[[RecordedFrame], None]] = None,
+) -> int:
+    """Record a live feed: connect to ``url``, subscribe to ``topics`` (``(channel, id)`` as on
+    the wire; ``id`` None for markets and block height) and store every frame until ``duration``
+    seconds have passed, ``count`` channel frames (``subscribed`` and data) were stored, ``stop``
+    is set, or the server closes. Returns the number of frames written.
+
+    A plain websocket-client connection is used (no reconnect: a recording ends at the first
+    disconnect); ping frames from the server are answered while reading.
+    Raises :class:`~dydx_ws.DydxConnectionError` if the connection cannot be made.
+    """
+    import websocket
+
+    recorder = out if isinstance(out, Recorder) else Recorder(out, url=url, subscriptions=topics)
+    owned = not isinstance(out, Recorder)
+    wire = [Topic(c, _wire_id(c, i), False) for c, i in topics]
+    try:
+        ws = websocket.create_connection(
+            url, timeout=connect_timeout, sslopt=sslopt, skip_utf8_validation=True
+        )
+    except Exception as exc:
+        if owned:
+            recorder.close()
+        raise DydxConnectionError(f"cannot connect to {url}: {exc}") from exc
+    deadline = None if duration is None else time.monotonic() + duration
+    channel_frames = 0
+    written = 0
+    try:
+        for topic in wire:
+            ws.send(topic.subscribe_text())
+        while True:
+            if stop is not None and stop.is_set():
+                break
+            remaining = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if remaining <= 0:
+                break
+            ws.settimeout(remaining)
+            try:
+                opcode, data = ws.recv_data()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except websocket.WebSocketConnectionClosedException:
+                break
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                continue
+            frame = RecordedFrame(time.time(), _text(data))
+            recorder.write(frame.data, frame.received_at)
+            written += 1
+            if on_frame is not None:
+                on_frame(frame)
+            if _type_and_channel(frame.data)[0] in _DATA_TYPES:
+                channel_frames += 1
+                if count is not None and channel_frames >= count:
+                    break
+    finally:
+        try:
+            ws.close(timeout=1.0)
+        except Exception:  # best effort: the socket may already be gone
+            log.debug("close failed", exc_info=True)
+        if owned:
+            recorder.close()
+        else:
+            recorder.flush()
+    return written
