@@ -41,6 +41,21 @@ __all__ = ["CloseInfo", "Connection", "ConnectionListener", "ConnectionOptions"]
 
 log = logging.getLogger("dydx_ws.connection")
 
+
+
+class _DemoteOwnThreadRecords(logging.Filter):
+    """websocket-client logs every close at ERROR ("... - goodbye"). On our I/O thread those are
+    expected and reported through the client's events, so they are demoted to DEBUG; records
+    from other users of websocket-client in the process are left alone."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.threadName and record.threadName.startswith("dydx-ws-io"):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return True
+
+
+logging.getLogger("websocket").addFilter(_DemoteOwnThreadRecords())
+
 SUBSCRIBE_WINDOW = 1.2  # seconds; the server allows 2 subscribes per channel+id per 1 s window
 SUBSCRIBES_PER_WINDOW = 2
 _MAX_WAIT = 1.0  # the serve loop wakes at least this often
@@ -167,6 +182,7 @@ class Connection:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._pacer = _SendPacer()
+        self._backoff = options.reconnect.backoff()
         self._app: Optional[websocket.WebSocketApp] = None
         self._close: Dict[str, Any] = {}
         self._last_pong = 0.0
@@ -220,13 +236,12 @@ class Connection:
 
     # -- I/O thread ----------------------------------------------------------------------------
     def _run(self) -> None:
-        backoff = self._opt.reconnect.backoff()
+        backoff = self._backoff
         try:
             while not self._stop.is_set():
                 info = self._session()
                 self.connected.clear()
                 if info.was_open:
-                    backoff.connected()
                     self._listener.on_close(info)
                 if self._stop.is_set():
                     break
@@ -276,6 +291,7 @@ class Connection:
             self._app = None
             return self._info(was_open=False, opened_at=None)
         opened_at = time.monotonic()
+        self._backoff.connected()  # stability (and the backoff reset) counts from here
         self.connected.set()
         self._listener.on_open()
         try:
@@ -312,6 +328,8 @@ class Connection:
                 self._listener.on_tick(now)
                 wait = min(self._flush_sends(ws, now), _MAX_WAIT)
                 if self._opt.ping_interval > 0:
+                    # One ping in flight at a time: the pong deadline runs from the first
+                    # unanswered ping, so frequent pings can never postpone it.
                     if self._ping_sent and self._last_pong < self._ping_sent:
                         deadline = self._ping_sent + self._opt.pong_timeout
                         if now >= deadline:
@@ -319,11 +337,13 @@ class Connection:
                                 f"no pong within {self._opt.pong_timeout:g} s"
                             )
                         wait = min(wait, deadline - now)
-                    if now >= next_ping:
+                    elif now >= next_ping:
                         ws.ping(b"")
                         self._ping_sent = now
                         next_ping = now + self._opt.ping_interval
-                    wait = min(wait, max(0.0, next_ping - now))
+                        wait = min(wait, self._opt.pong_timeout)
+                    else:
+                        wait = min(wait, next_ping - now)
                 events: List[Tuple[Any, int]] = []
                 if pending is not None and pending():
                     readable = True
