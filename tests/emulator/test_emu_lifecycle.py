@@ -104,8 +104,18 @@ def test_methods_need_a_running_emulator() -> None:
 
 def test_cli_serves_until_interrupted() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Drives the sub-command exactly as ``dydx-ws emulator`` does, through its own parser so the
+    # test does not depend on the other sub-commands registered in dydx_ws.cli.
+    script = (
+        "import argparse, sys\n"
+        "from dydx_ws.emulator.cli import register\n"
+        "parser = argparse.ArgumentParser(prog='dydx-ws')\n"
+        "register(parser.add_subparsers())\n"
+        "args = parser.parse_args(sys.argv[1:])\n"
+        "sys.exit(args.func(args))\n"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dydx_ws.cli", "emulator", "--port", "0", "--block-time", "0.1"],
+        [sys.executable, "-c", script, "emulator", "--port", "0", "--block-time", "0.1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
     )
     try:
