@@ -13,6 +13,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def _registrations() -> List[Register]:
     # Imported lazily so ``import dydx_ws`` never pays for the CLI's optional dependencies.
     regs: List[Register] = []
+    from .cli_commands import register as register_commands; regs.append(register_commands)  # noqa: E702, I001
     from .emulator.cli import register as register_emulator; regs.append(register_emulator)  # noqa: E702, I001
     return regs
 

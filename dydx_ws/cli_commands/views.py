@@ -1,0 +1,90 @@
+"""Rendering of the live views (order book ladder, demo dashboard) as plain text and with rich.
+
+Plain text is used when stdout is not a terminal (pipes, CI), rich when it is. Nothing here
+touches the network: every function takes the state it shows.
+"""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from typing import Any, List, Optional
+
+from ..orderbook import OrderBook
+
+__all__ = ["book_json", "book_lines", "book_table", "use_rich"]
+
+
+def use_rich(json_mode: bool = False) -> bool:
+    """True when stdout is a terminal and rich is installed (the ``cli`` extra)."""
+    if json_mode or not sys.stdout.isatty():
+        return False
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _spread_text(book: OrderBook) -> str:
+    mid, spread = book.mid, book.spread
+    if mid is None or spread is None:
+        return "mid -  spread -"
+    bps = spread / mid * Decimal(10_000) if mid else Decimal(0)
+    return f"mid {mid:f}  spread {spread:f} ({bps:.2f} bps)"
+
+
+def book_lines(book: OrderBook, depth: int) -> List[str]:
+    """A plain-text ladder: asks above (best ask last), bids below (best bid first)."""
+    d = book.depth(depth)
+    stale = "  STALE" if book.stale else ""
+    lines = [f"{book.ticker}  {_spread_text(book)}  levels {len(book)}{stale}"]
+    lines.append(f"{'':>14}  {'price':>14}  {'size':>14}")
+    for lvl in reversed(d.asks):
+        lines.append(f"{'ask':>14}  {lvl.price:>14f}  {lvl.size:>14f}")
+    lines.append(f"{'':>14}  {'-' * 14}")
+    for lvl in d.bids:
+        lines.append(f"{'bid':>14}  {lvl.price:>14f}  {lvl.size:>14f}")
+    return lines
+
+
+def book_json(book: OrderBook, depth: int) -> Any:
+    d = book.depth(depth)
+    return {
+        "ticker": book.ticker,
+        "stale": book.stale,
+        "mid": book.mid,
+        "spread": book.spread,
+        "bids": [[lvl.price, lvl.size] for lvl in d.bids],
+        "asks": [[lvl.price, lvl.size] for lvl in d.asks],
+        "message_id": book.last_message_id,
+    }
+
+
+def book_table(book: OrderBook, depth: int, title: Optional[str] = None) -> Any:
+    """A rich ``Table``: asks (red) above bids (green), with cumulative sizes."""
+    from rich.table import Table
+
+    d = book.depth(depth)
+    table = Table(
+        title=title or f"{book.ticker}{'  (stale)' if book.stale else ''}",
+        caption=_spread_text(book),
+        expand=False,
+    )
+    table.add_column("side")
+    table.add_column("price", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("total", justify="right")
+    total = Decimal(0)
+    rows = []
+    for lvl in d.asks:
+        total += lvl.size
+        rows.append(("[red]ask[/]", f"[red]{lvl.price:f}[/]", f"{lvl.size:f}", f"{total:f}"))
+    for row in reversed(rows):
+        table.add_row(*row)
+    table.add_section()
+    total = Decimal(0)
+    for lvl in d.bids:
+        total += lvl.size
+        table.add_row("[green]bid[/]", f"[green]{lvl.price:f}[/]", f"{lvl.size:f}", f"{total:f}")
+    return table

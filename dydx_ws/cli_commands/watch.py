@@ -1,0 +1,63 @@
+"""``dydx-ws watch CHANNEL [ID...]``: print every message of one channel, as text or JSON Lines.
+
+Channel names are the wire names (``v4_trades``) or short aliases (``trades``, ``orderbook``,
+``candles``, ``markets``, ``subaccounts``, ``parent``, ``block_height``); ids as on the wire:
+``BTC-USD``, ``BTC-USD/1MIN``, ``dydx1.../0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+
+from ..client import DydxWebSocketClient
+from ..messages import Message
+from . import common
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "watch",
+        help="print the messages of a channel (text, or JSON Lines with --json)",
+        description=(
+            "Subscribe to CHANNEL (for each ID) and print one line per message. Examples: "
+            "'watch trades BTC-USD ETH-USD', 'watch v4_candles BTC-USD/1MIN', "
+            "'watch subaccounts dydx1.../0', 'watch markets', 'watch block_height'."
+        ),
+    )
+    parser.add_argument("channel", metavar="CHANNEL", help="channel name or alias")
+    parser.add_argument("ids", nargs="*", metavar="ID", help="ticker, TICKER/RES or ADDRESS/N")
+    common.add_network_options(parser)
+    common.add_json_option(parser)
+    common.add_bounds(parser)
+    parser.set_defaults(func=run)
+
+
+@common.command
+def run(args: argparse.Namespace) -> int:
+    keys = common.parse_channel(args.channel, args.ids)
+    network = common.resolve_network(args.network)
+    out = common.Output(json_mode=args.json)
+    done = threading.Event()
+    lock = threading.Lock()
+    seen = [0]
+
+    def on_message(msg: Message) -> None:
+        with lock:
+            if done.is_set():
+                return
+            seen[0] += 1
+            if args.count is not None and seen[0] >= args.count:
+                done.set()
+        out.message(msg)
+        if out.broken.is_set():
+            done.set()
+
+    with DydxWebSocketClient(network=network, workers=1) as client:
+        subs = [common.subscribe(client, key, on_message) for key in keys]
+        common.connect(client, args.connect_timeout)
+        common.wait_subscribed(subs, args.connect_timeout)
+        common.run_until(done, args.duration, lambda: None)
+    if not args.json and not out.broken.is_set():
+        out.error(f"{seen[0]} message(s)")
+    return common.EXIT_OK
