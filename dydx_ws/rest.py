@@ -700,6 +700,8 @@ class IndexerRestClient:
                     ) from exc
                 self._wait(url, attempt, attempts, reason, self._delay(attempt))
                 continue
+            except requests.exceptions.RequestException as exc:  # redirects, bad headers...
+                raise RestConnectionError(f"GET {url}: {exc}", url=url, attempts=attempt) from exc
             status = response.status_code
             if 200 <= status < 300:
                 return self._parse(response)
