@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         common.connect(client, args.connect_timeout)
         common.wait_subscribed(subs, args.connect_timeout)
         common.run_until(done, args.duration, lambda: None)
+        errors = int(client.stats()["callback_errors"])
     if not args.json and not out.broken.is_set():
         out.error(f"{seen[0]} message(s)")
+    if errors:
+        out.error(f"dydx-ws watch: error: {errors} message(s) could not be shown (see the log)")
+        return common.EXIT_ERROR
     return common.EXIT_OK
