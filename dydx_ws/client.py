@@ -67,6 +67,10 @@ __all__ = ["DydxWebSocketClient"]
 log = logging.getLogger("dydx_ws.client")
 
 _EVENTS_KEY: Hashable = ("__events__", None)
+# An idle worker is woken once this many messages wait for it, or when the I/O thread runs out
+# of buffered input (Connection calls on_idle before blocking): one wake-up per burst, not per
+# frame (a wake-up per frame costs a thread switch and halved throughput in measurements).
+_WAKE_BATCH = 32
 _RESTORE_DEADLINE = 15.0  # seconds to wait for every resubscription before "reconnected"
 _MAX_FETCH_RETRIES = 10  # "Internal error, could not fetch data" retries before failing
 _RESYNC_MIN_INTERVAL = 2.0  # seconds between two overflow resyncs of one subscription
@@ -144,6 +148,7 @@ class DydxWebSocketClient:
             block_timeout=block_timeout,
             on_drop=self._on_drop,
             on_handler_error=self._on_worker_error,
+            wake_batch=_WAKE_BATCH,
         )
         self._connection = Connection(self._options, self)
         self._events = EventHub()

@@ -160,6 +160,45 @@ class _SendPacer:
         self._sent.clear()
 
 
+class _BufferedSocket:
+    """The connected socket, read in large chunks.
+
+    websocket-client asks for exact byte counts (header, length, payload: 2-3 ``recv`` calls per
+    frame). Each system call releases and re-acquires the GIL, and with worker threads running
+    that hand-off dominated the receive path. One 64 KiB ``recv`` here serves many frames, and
+    the serve loop reads buffered frames without waiting in ``select``. Everything else is the
+    real socket's.
+    """
+
+    __slots__ = ("_buf", "_pos", "_sock")
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._buf = b""
+        self._pos = 0
+
+    def recv(self, bufsize: int) -> bytes:
+        buf, pos = self._buf, self._pos
+        if pos >= len(buf):
+            buf = bytes(self._sock.recv(max(bufsize, 65536)))
+            if not buf:
+                return buf
+            self._buf, pos = buf, 0
+        end = pos + bufsize
+        self._pos = end
+        return buf[pos:end]  # copies only the slice, never the rest of the buffer
+
+    def buffered(self) -> bool:
+        """Bytes are waiting here (or in the TLS layer) without touching the socket."""
+        if self._pos < len(self._buf):
+            return True
+        pending = getattr(self._sock, "pending", None)
+        return bool(pending and pending())
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 @dataclass
 class _Outgoing:
     text: str
@@ -315,8 +354,9 @@ class Connection:
     def _serve(self, app: websocket.WebSocketApp, read: Callable[[], bool]) -> None:
         ws = app.sock
         assert ws is not None and ws.sock is not None
-        sock = ws.sock
-        pending = getattr(sock, "pending", None)  # TLS sockets may hold decrypted bytes
+        sock = _BufferedSocket(ws.sock)
+        ws.sock = sock  # type: ignore[assignment]
+        buffered = sock.buffered
         sel = selectors.DefaultSelector()
         sel.register(sock, selectors.EVENT_READ, "socket")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -345,18 +385,16 @@ class Connection:
                     else:
                         wait = min(wait, next_ping - now)
                 events: List[Tuple[Any, int]] = []
-                if pending is not None and pending():
+                if buffered():
                     readable = True
                 else:
+                    self._listener.on_idle()  # about to block: wake workers with pending items
                     events = sel.select(max(0.0, wait))
                     readable = any(key.data == "socket" for key, _ in events)
                 if any(key.data == "wake" for key, _ in events):
                     self._drain_wake()
-                if readable:
-                    if not read():
-                        return  # closed by the server (on_close recorded code and reason)
-                elif not events:
-                    self._listener.on_idle()
+                if readable and not read():
+                    return  # closed by the server (on_close recorded code and reason)
         finally:
             sel.close()
 

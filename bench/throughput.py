@@ -1,0 +1,236 @@
+"""End-to-end receive throughput: a bare ``WebSocketApp`` vs ``DydxWebSocketClient``.
+
+Run: ``python bench/throughput.py`` (``--quick`` for a short run). A flood server in a separate
+process (a minimal RFC 6455 server that writes pre-encoded frames with one ``sendall``, so it is
+never the bottleneck and never competes for this process's GIL) answers a subscribe with a
+``subscribed`` frame and N ``channel_data`` frames. Side by side, in one run, it measures messages
+per second seen by a user callback for:
+
+(a) a bare ``websocket.WebSocketApp`` with ``json.loads`` in ``on_message``: what the official dYdX
+    Python client does (``run_forever`` defaults, dict messages, callbacks on the I/O thread);
+(b) ``DydxWebSocketClient``: typed messages decoded on the I/O thread and delivered through the
+    worker pool to the callback.
+
+for small order book updates and ~1.5 KB subaccount updates.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import multiprocessing as mp
+import socket
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import websocket  # noqa: E402
+
+from dydx_ws import DydxWebSocketClient  # noqa: E402
+
+FRAMES_DIR = ROOT / "tests" / "fixtures" / "frames"
+ADDRESS = "dydx1kzsvkf2ghjqlysuffdkhcdctknl4rsvcx5hkm5"
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+# -- the flood server (runs in a child process) -----------------------------------------------
+def _frame(payload: bytes) -> bytes:
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", 0x81, n)
+    elif n < 65536:
+        header = struct.pack("!BBH", 0x81, 126, n)
+    else:
+        header = struct.pack("!BBQ", 0x81, 127, n)
+    return header + payload
+
+
+def _serve(listener: socket.socket, flood: bytes, hello: bytes, connections: int) -> None:
+    for _ in range(connections):
+        conn, _ = listener.accept()
+        with conn:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            conn.sendall(hello)
+            conn.recv(65536)  # the client's subscribe (one small masked frame)
+            conn.sendall(flood)
+            try:  # wait for the client to leave
+                while conn.recv(65536):
+                    pass
+            except OSError:
+                pass
+
+
+def _server_main(port_q: Any, flood: bytes, hello: bytes, connections: int) -> None:
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port_q.put(listener.getsockname()[1])
+    _serve(listener, flood, hello, connections)
+
+
+def start_server(flood: bytes, connections: int) -> Tuple[mp.Process, int]:
+    hello = _frame(b'{"type":"connected","connection_id":"bench","message_id":0}')
+    q: Any = mp.Queue()
+    proc = mp.Process(target=_server_main, args=(q, flood, hello, connections), daemon=True)
+    proc.start()
+    return proc, int(q.get(timeout=10))
+
+
+# -- workloads --------------------------------------------------------------------------------
+def _frames(kind: str, n: int) -> Tuple[bytes, int, Dict[str, Any]]:
+    if kind == "book":
+        sid, channel = "BTC-USD", "v4_orderbook"
+        snapshot = {
+            "bids": [{"price": "65000", "size": "1"}],
+            "asks": [{"price": "65001", "size": "1"}],
+        }
+        update = {"bids": [["65920", "0.125"]]}
+    else:
+        sid, channel = f"{ADDRESS}/0", "v4_subaccounts"
+        snapshot = {}
+        raw = json.loads(
+            (
+                FRAMES_DIR / "v4_subaccounts__channel_data__ntl-fills-orders-positions.json"
+            ).read_text()
+        )
+        update = raw["contents"]
+        update["fills"] = update["fills"][:1]
+    head = {
+        "type": "subscribed",
+        "connection_id": "bench",
+        "message_id": 1,
+        "channel": channel,
+        "id": sid,
+        "contents": snapshot,
+    }
+    parts = [_frame(json.dumps(head, separators=(",", ":")).encode())]
+    size = 0
+    for i in range(n):
+        msg = {
+            "type": "channel_data",
+            "connection_id": "bench",
+            "message_id": i + 2,
+            "id": sid,
+            "channel": channel,
+            "version": "1.0.0",
+            "contents": update,
+        }
+        payload = json.dumps(msg, separators=(",", ":")).encode()
+        size = len(payload)
+        parts.append(_frame(payload))
+    return b"".join(parts), size, {"channel": channel, "id": sid}
+
+
+class Meter:
+    """Counts callback deliveries; the clock runs from the snapshot to the last update."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.count = 0
+        self.t0 = 0.0
+        self.t1 = 0.0
+        self.done = threading.Event()
+
+    def hit(self) -> None:
+        if self.count == 0:
+            self.t0 = time.perf_counter()
+        self.count += 1
+        if self.count == self.n + 1:
+            self.t1 = time.perf_counter()
+            self.done.set()
+
+    @property
+    def rate(self) -> float:
+        return self.n / (self.t1 - self.t0)
+
+
+def run_bare(port: int, n: int, sub: Dict[str, Any]) -> float:
+    meter = Meter(n)
+
+    def on_message(ws: Any, data: str) -> None:
+        json.loads(data)
+        meter.hit()
+
+    def on_open(ws: Any) -> None:
+        ws.send(json.dumps({"type": "subscribe", **sub}))
+
+    app = websocket.WebSocketApp(f"ws://127.0.0.1:{port}", on_open=on_open, on_message=on_message)
+
+    def on_message_wrapper(ws: Any, data: str) -> None:
+        if data.startswith('{"type":"connected"'):
+            return
+        on_message(ws, data)
+
+    app.on_message = on_message_wrapper
+    thread = threading.Thread(target=app.run_forever, name="bench-bare", daemon=True)
+    thread.start()
+    if not meter.done.wait(300):
+        raise RuntimeError("bare client did not finish")
+    app.close()
+    thread.join(5)
+    return meter.rate
+
+
+def run_sdk(port: int, n: int, sub: Dict[str, Any], workers: int) -> float:
+    meter = Meter(n)
+    client = DydxWebSocketClient(url=f"ws://127.0.0.1:{port}", workers=workers, ping_interval=0)
+    subscribe: Callable[..., Any]
+    if sub["channel"] == "v4_orderbook":
+        subscribe = lambda cb: client.subscribe_orderbook(sub["id"], cb)  # noqa: E731
+    else:
+        subscribe = lambda cb: client.subscribe_subaccount(ADDRESS, 0, cb)  # noqa: E731
+    subscribe(lambda msg: meter.hit())
+    client.start()
+    try:
+        if not meter.done.wait(300):
+            raise RuntimeError("SDK client did not finish")
+    finally:
+        client.stop()
+    return meter.rate
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    plans = [("book", 20_000 if quick else 100_000), ("account", 5_000 if quick else 20_000)]
+    print(
+        f"{'workload':34} {'(a) bare WebSocketApp':>22} {'(b) DydxWebSocketClient':>24} {'b/a':>6}"
+    )
+    results: List[Tuple[str, float]] = []
+    for kind, n in plans:
+        flood, size, sub = _frames(kind, n)
+        proc, port = start_server(flood, connections=2)
+        try:
+            bare = run_bare(port, n, sub)
+            sdk = run_sdk(port, n, sub, workers=1)
+        finally:
+            proc.join(10)
+            if proc.is_alive():
+                proc.terminate()
+        label = f"{'order book update' if kind == 'book' else 'subaccount update'} ({size} B) x{n}"
+        print(f"{label:34} {bare:18,.0f} msg/s {sdk:20,.0f} msg/s {sdk / bare:5.2f}x")
+        results.append((kind, sdk / bare))
+    print("targets: b/a >= 2x on small frames, >= 10x on 1.5 KB frames")
+
+
+if __name__ == "__main__":
+    main()
