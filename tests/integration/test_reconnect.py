@@ -58,7 +58,7 @@ def test_fifty_forced_disconnects_restore_every_subscription_exactly_once() -> N
             keys = {s.key for s in [*subs, batched]}
             wait_until(lambda: restored(client, emu), 15)
             faults = []
-            for cycle in range(50):
+            for _ in range(50):
                 before = client.stats()["reconnects"]
                 fault = rng.choice(["drop", "drop", "stall", "429"])
                 faults.append(fault)
