@@ -34,7 +34,7 @@ def _json_lines(text: str) -> List[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-# -- demo ---------------------------------------------------------------------------------------------
+# -- demo ------------------------------------------------------------------------------------------
 def test_demo_shows_all_seven_channels_and_exits_0() -> None:
     r = run_cli(["demo", "--duration", "3"])
     assert r.returncode == 0, r.stderr
@@ -61,7 +61,7 @@ def test_demo_rejects_bad_markets() -> None:
     assert "exactly two markets" in r.stderr
 
 
-# -- watch ----------------------------------------------------------------------------------------------
+# -- watch -----------------------------------------------------------------------------------------
 def test_watch_trades_count(emu) -> None:
     r = run_cli(["watch", "v4_trades", "BTC-USD", "--count", "3", "--network", emu.ws_url])
     assert r.returncode == 0, r.stderr
@@ -101,7 +101,7 @@ def test_watch_duration_bounds_the_run(emu) -> None:
     assert "height" in r.stdout
 
 
-# -- book -------------------------------------------------------------------------------------------------
+# -- book ------------------------------------------------------------------------------------------
 def test_book_json(emu) -> None:
     r = run_cli(
         ["book", "BTC-USD", "--depth", "3", "--json", "--count", "2", "--network", emu.ws_url]
@@ -121,13 +121,11 @@ def test_book_text(emu) -> None:
     assert r.stdout.count("ask ") >= 2 and r.stdout.count("bid ") >= 2
 
 
-# -- record / replay ------------------------------------------------------------------------------------
+# -- record / replay -------------------------------------------------------------------------------
 def test_record_then_replay(emu, tmp_path: Path) -> None:
     out = tmp_path / "book.jsonl.gz"
-    r = run_cli(
-        ["record", "--out", str(out), "orderbook", "BTC-USD", "--count", "10"]
-        + ["--network", emu.ws_url]
-    )
+    args = ["record", "--out", str(out), "orderbook", "BTC-USD", "--count", "10"]
+    r = run_cli([*args, "--network", emu.ws_url])
     assert r.returncode == 0, r.stderr
     assert "recorded" in r.stderr
     with gzip.open(out, "rt") as f:
@@ -154,7 +152,7 @@ def test_record_then_replay(emu, tmp_path: Path) -> None:
     assert "replayed" in r.stderr
 
 
-# -- errors ---------------------------------------------------------------------------------------------
+# -- errors ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("args", "text"),
     [
@@ -208,7 +206,7 @@ def test_refused_subscription_exit_4(emu) -> None:
     assert "refused" in r.stderr and "NOPE-USD" in r.stderr
 
 
-# -- Ctrl-C ---------------------------------------------------------------------------------------------
+# -- Ctrl-C ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("command", [["watch", "block_height"], ["book", "BTC-USD"]])
 def test_ctrl_c_exits_130(emu, command: List[str]) -> None:
     proc = subprocess.Popen(
@@ -257,7 +255,7 @@ def test_demo_ctrl_c_prints_summary_and_exits_130() -> None:
     assert "demo summary" in out and "Traceback" not in err
 
 
-# -- terminal (rich) views --------------------------------------------------------------------------
+# -- terminal (rich) views -------------------------------------------------------------------------
 def _run_in_pty(args: List[str], timeout: float = 40.0) -> tuple:
     master, slave = pty.openpty()
     env = cli_env()
