@@ -353,6 +353,8 @@ class ReplaySource:
                 result.last_received_at = frame.received_at
                 result.frames += 1
                 kind = feed(frame)
+                if self.speed > 0:
+                    client.on_idle()  # paced: deliver now, as the I/O thread does before waiting
                 if kind is None:
                     result.decode_errors += 1
                 elif kind[0] in _DATA_TYPES and kind[1]:
@@ -381,16 +383,16 @@ def _wire_id(channel: str, sid: Any) -> Optional[str]:
 def start_offline(client: DydxWebSocketClient) -> None:
     """Start ``client``'s workers without its I/O thread (for replays): idempotent; refuses a
     client whose connection is running."""
+    if client._connection.alive or client.connected:
+        raise ValueError("cannot replay into a client that is connected to a network")
+    if client._stopping:
+        raise ValueError("this client was stopped; create a new one")
     start = client.start
     if "connect" in inspect.signature(start).parameters:  # the proposed client API
         start(connect=False)  # type: ignore[call-arg]
         return
     # Fallback until DydxWebSocketClient.start(connect=False) exists: start only the workers.
     with client._lock:
-        if client._stopping:
-            raise ValueError("this client was stopped; create a new one")
-        if client._connection.alive:
-            raise ValueError("cannot replay into a client that is connected to a network")
         if client._started:
             return
         client._started = True
