@@ -59,6 +59,7 @@ logging.getLogger("websocket").addFilter(_DemoteOwnThreadRecords())
 SUBSCRIBE_WINDOW = 1.2  # seconds; the server allows 2 subscribes per channel+id per 1 s window
 SUBSCRIBES_PER_WINDOW = 2
 _MAX_WAIT = 1.0  # the serve loop wakes at least this often
+_BURST = 64  # frames read back to back before sends, pings and ticks are looked at again
 
 
 @dataclass(frozen=True)
@@ -393,8 +394,14 @@ class Connection:
                     readable = any(key.data == "socket" for key, _ in events)
                 if any(key.data == "wake" for key, _ in events):
                     self._drain_wake()
-                if readable and not read():
-                    return  # closed by the server (on_close recorded code and reason)
+                if readable:
+                    # Frames already buffered are read back to back; the housekeeping above
+                    # (sends, pings, ticks) runs again at least every _BURST frames.
+                    for _ in range(_BURST):
+                        if not read():
+                            return  # closed by the server (on_close recorded code and reason)
+                        if not buffered():
+                            break
         finally:
             sel.close()
 

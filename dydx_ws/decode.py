@@ -198,37 +198,49 @@ class _Channels:
         return self._account(contents, snapshot, self.parent)
 
     def _account(self, contents: Iterable[Any], snapshot: bool, account: Loader) -> Fields:
-        f: Fields = {
-            "subaccount": None,
-            "orders": [],
-            "fills": [],
-            "perpetual_positions": [],
-            "asset_positions": [],
-            "transfers": [],
-            "trading_rewards": [],
-            "block_height": None,
-        }
+        order, fill, perp, asset = self.order, self.fill, self.perp, self.asset
+        subaccount = height = None
+        orders: List[Any] = []
+        fills: List[Any] = []
+        perps: List[Any] = []
+        assets: List[Any] = []
+        transfers: List[Any] = []
+        rewards: List[Any] = []
         for c in contents:
             get = _obj(c).get
             if snapshot and get("subaccount") is not None:
-                f["subaccount"] = account(c["subaccount"])
-            for wire, key, load in (
-                ("orders", "orders", self.order),
-                ("fills", "fills", self.fill),
-                ("perpetualPositions", "perpetual_positions", self.perp),
-                ("assetPositions", "asset_positions", self.asset),
-            ):
-                items = get(wire)
-                if items:
-                    f[key] += [load(x) for x in _list(items)]
-            transfer, reward, height = get("transfers"), get("tradingReward"), get("blockHeight")
-            if transfer is not None:  # a single object on the wire; tolerate a list too
-                f["transfers"] += [self.transfer(t) for t in _as_list(transfer)]
-            if reward is not None:
-                f["trading_rewards"] += [self.reward(r) for r in _as_list(reward)]
-            if height is not None:
-                f["block_height"] = parse_height(height)
-        return f
+                subaccount = account(c["subaccount"])
+            items = get("orders")
+            if items:
+                orders += [order(x) for x in _list(items)]
+            items = get("fills")
+            if items:
+                fills += [fill(x) for x in _list(items)]
+            items = get("perpetualPositions")
+            if items:
+                perps += [perp(x) for x in _list(items)]
+            items = get("assetPositions")
+            if items:
+                assets += [asset(x) for x in _list(items)]
+            items = get("transfers")
+            if items is not None:  # a single object on the wire; tolerate a list too
+                transfers += [self.transfer(t) for t in _as_list(items)]
+            items = get("tradingReward")
+            if items is not None:
+                rewards += [self.reward(r) for r in _as_list(items)]
+            items = get("blockHeight")
+            if items is not None:
+                height = parse_height(items)
+        return {
+            "subaccount": subaccount,
+            "orders": orders,
+            "fills": fills,
+            "perpetual_positions": perps,
+            "asset_positions": assets,
+            "transfers": transfers,
+            "trading_rewards": rewards,
+            "block_height": height,
+        }
 
     def block_height(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         if snapshot:

@@ -34,7 +34,6 @@ returns everything from one consistent moment.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -140,17 +139,19 @@ def _as_source(
     return CallableMarketData(source, margin_fraction)
 
 
-_FIELDS: Dict[type, Tuple[str, ...]] = {}
-
-
 def _merge(old: T, new: T) -> T:
-    """``old`` with every field that is not None in ``new`` (a new object; ``old`` unchanged)."""
-    cls = type(new)
-    names = _FIELDS.get(cls)
-    if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-    changes = {n: v for n in names if (v := getattr(new, n)) is not None}
-    return dataclasses.replace(old, **changes)  # type: ignore[type-var]
+    """``old`` with every field that is not None in ``new`` (a new object; ``old`` unchanged).
+
+    The models are plain dataclasses without ``__post_init__``, so merging their ``__dict__``
+    builds exactly what ``dataclasses.replace`` would, at a fraction of the cost (this runs for
+    every order and position update).
+    """
+    merged: T = object.__new__(type(old))
+    merged.__dict__ = {
+        **old.__dict__,
+        **{k: v for k, v in new.__dict__.items() if v is not None},
+    }
+    return merged
 
 
 def _asset_key(asset: AssetPosition) -> str:
