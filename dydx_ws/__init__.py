@@ -30,6 +30,7 @@ from .models import CandleResolution
 from .network import Network
 from .orderbook import OrderBook
 from .reconnect import ReconnectPolicy
+from .rest import IndexerRestClient
 from .subscriptions import Subscription, SubscriptionState
 
 logging.getLogger("dydx_ws").addHandler(logging.NullHandler())
@@ -49,6 +50,7 @@ __all__ = [
     "DydxWsError",
     "ErrorEvent",
     "ErrorMessage",
+    "IndexerRestClient",
     "MarketsMessage",
     "Message",
     "Network",

@@ -43,6 +43,7 @@ from .messages import (
     UnsubscribedMessage,
 )
 from .network import Network
+from .notebook import status_html, track
 from .orderbook import OrderBook
 from .reconnect import ReconnectPolicy
 from .state import MarketsState, ParentSubaccountState, SubaccountState
@@ -182,10 +183,16 @@ class DydxWebSocketClient:
         self._per_channel: Dict[str, int] = dict.fromkeys(CHANNELS, 0)
         self._drops_by_key: Dict[Key, int] = {}
         self._lag: Dict[Key, float] = {}
+        self._frame_taps: Tuple[Callable[[Any, float], None], ...] = ()
+        track(self)  # in a notebook: stop the client this cell created on its previous run
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> DydxWebSocketClient:
-        """Start the I/O thread and the workers; returns at once (idempotent)."""
+    def start(self, *, connect: bool = True) -> DydxWebSocketClient:
+        """Start the I/O thread and the workers; returns at once (idempotent).
+
+        ``connect=False`` starts only the workers: frames are then fed through :meth:`on_frame`
+        by a replay (:mod:`dydx_ws.replay`) instead of a socket.
+        """
         with self._lock:
             if self._stopping:
                 raise DydxWsError("this client was stopped; create a new one")
@@ -193,7 +200,8 @@ class DydxWebSocketClient:
                 return self
             self._started = True
         self._dispatcher.start()
-        self._connection.start()
+        if connect:
+            self._connection.start()
         return self
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
@@ -440,13 +448,32 @@ class DydxWebSocketClient:
         }
 
     def __repr__(self) -> str:
-        state = "stopped" if self._stopping else ("connected" if self.connected else "connecting")
-        if not self._started:
+        state = "connected" if self.connected else "connecting"
+        if self._stopping:
+            state = "stopped"
+        elif not self._started:
             state = "not started"
         return (
             f"<DydxWebSocketClient {self.network.name} {state}, "
             f"{len(self._registry)} subscriptions>"
         )
+
+    def _repr_html_(self) -> str:
+        """A status card for notebooks (connection, subscriptions, counters)."""
+        return status_html(self)
+
+    def add_frame_tap(self, tap: Callable[[Any, float], None]) -> Callable[[], None]:
+        """Call ``tap(raw_frame, received_at)`` on the I/O thread for every frame received,
+        before it is decoded (e.g. :meth:`dydx_ws.replay.Recorder.write`). It must be quick and
+        must not raise. Returns a function that removes it."""
+        with self._lock:
+            self._frame_taps = (*self._frame_taps, tap)
+
+        def remove() -> None:
+            with self._lock:
+                self._frame_taps = tuple(t for t in self._frame_taps if t is not tap)
+
+        return remove
 
     # -- ConnectionListener (I/O thread) -------------------------------------------------------
     def on_open(self) -> None:
@@ -501,10 +528,15 @@ class DydxWebSocketClient:
         if self._restore_report is not None:
             self._maybe_report_restored(now)
 
-    def on_frame(self, data: Any) -> None:
+    def on_frame(self, data: Any, received_at: Optional[float] = None) -> None:
+        """One raw frame in (I/O thread, or a replay): decode, match, dispatch."""
         self._counters["frames"] += 1
+        if received_at is None:
+            received_at = time.time()
+        for tap in self._frame_taps:
+            tap(data, received_at)
         try:
-            msg = decode_message(data)
+            msg = decode_message(data, received_at=received_at)
         except DecodeError as exc:
             self._counters["decode_errors"] += 1
             self._emit_error("decode", str(exc), channel=exc.channel, exception=exc, raw=data)

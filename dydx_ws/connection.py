@@ -51,6 +51,7 @@ class _DemoteOwnThreadRecords(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.threadName and record.threadName.startswith("dydx-ws-io"):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return log.isEnabledFor(logging.DEBUG)  # the level check already ran at ERROR
         return True
 
 

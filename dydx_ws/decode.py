@@ -368,8 +368,6 @@ class FrameDecoder:
             values["subaccount_number"] = number
         if not self._fast:
             return cls.from_dict(values)  # type: ignore[attr-defined, no-any-return]
-        if cls is OrderbookMessage:
-            values["book"] = None
         msg: M = _new(cls)
         msg.__dict__ = values
         return msg

@@ -7,7 +7,7 @@ into the same lists a single update fills, so user code never branches on batchi
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from dataclasses_json import DataClassJsonMixin, config
 
@@ -30,6 +30,9 @@ from .models import (
     Transfer,
 )
 from .models._base import format_timestamp, parse_timestamp
+
+if TYPE_CHECKING:
+    from .orderbook import OrderBook
 
 __all__ = [
     "BlockHeightMessage",
@@ -107,9 +110,16 @@ class OrderbookMessage(Message):
 
     bids: List[PriceLevel] = field(default_factory=list)
     asks: List[PriceLevel] = field(default_factory=list)
-    book: Optional[Any] = field(
-        default=None, compare=False, repr=False, metadata=config(exclude=lambda _: True)
-    )
+
+    @property
+    def book(self) -> Optional["OrderBook"]:
+        # Not a dataclass field: local state, not part of the message, so it is never
+        # serialised, compared or deep-copied by dataclasses-json.
+        return self.__dict__.get("_book")  # type: ignore[no-any-return]
+
+    @book.setter
+    def book(self, value: Optional["OrderBook"]) -> None:
+        self.__dict__["_book"] = value
 
 
 @dataclass

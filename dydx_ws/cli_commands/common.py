@@ -16,7 +16,6 @@ Exit codes (every command):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import sys
@@ -399,9 +398,6 @@ def _json_default(value: Any) -> Any:
 
 def message_json(msg: Message) -> Dict[str, Any]:
     """The message as a JSON-ready dict (models keep their wire names; money as strings)."""
-    if isinstance(msg, OrderbookMessage) and msg.book is not None:
-        # dataclasses-json deep-copies even an excluded field; the live book holds a lock.
-        msg = dataclasses.replace(msg, book=None)
     out: Dict[str, Any] = msg.to_dict(encode_json=True)
     out["kind"] = type(msg).__name__
     return out

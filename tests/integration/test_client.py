@@ -7,13 +7,11 @@ import threading
 from decimal import Decimal
 
 import pytest
-from conftest import Recorder, fd_count, make_client, sdk_threads, wait_until
+from support import Recorder, fd_count, make_client, sdk_threads, subscribe_all, wait_until
 
 from dydx_ws import (
     BlockHeightMessage,
-    CandleResolution,
     CandlesMessage,
-    DydxWebSocketClient,
     ErrorEvent,
     MarketsMessage,
     OrderbookMessage,
@@ -36,19 +34,6 @@ ALL_TYPES = {
 }
 
 
-def subscribe_all(client: DydxWebSocketClient, emu: IndexerEmulator, rec: Recorder) -> list:  # type: ignore[type-arg]
-    addr = emu.demo_address
-    return [
-        client.subscribe_trades("BTC-USD", rec),
-        client.subscribe_orderbook("BTC-USD", rec),
-        client.subscribe_candles("BTC-USD", CandleResolution.ONE_MINUTE, rec),
-        client.subscribe_markets(rec),
-        client.subscribe_subaccount(addr, 0, rec),
-        client.subscribe_parent_subaccount(addr, 0, rec),
-        client.subscribe_block_height(rec),
-    ]
-
-
 def test_all_seven_channels_end_to_end(emulator: IndexerEmulator) -> None:
     rec = Recorder()
     with make_client(emulator) as client:
@@ -69,6 +54,7 @@ def test_all_seven_channels_end_to_end(emulator: IndexerEmulator) -> None:
         assert book.best_bid.price < book.best_ask.price and not book.stale
         book_msgs = [m for m in rec.messages[("v4_orderbook", "BTC-USD")]]
         assert all(m.book is book for m in book_msgs)
+        assert "book" not in book_msgs[-1].to_dict()  # local state is not part of the message
         assert set(client.markets) == {"BTC-USD", "ETH-USD"}
         assert isinstance(client.markets["BTC-USD"].oracle_price, Decimal)
         account = client.subaccount(emulator.demo_address, 0)

@@ -12,7 +12,7 @@ from typing import Iterator, List, Tuple
 
 import pytest
 import trustme
-from conftest import sdk_threads, wait_until
+from support import sdk_threads, wait_until
 from websockets.sync.server import ServerConnection, serve
 
 from dydx_ws import DydxWebSocketClient, ErrorEvent, ReconnectPolicy

@@ -12,8 +12,7 @@ import time
 from typing import List, Set, Tuple
 
 import pytest
-from conftest import FAST_EMULATOR, Recorder, make_client, sdk_threads, wait_until
-from test_client import subscribe_all
+from support import FAST_EMULATOR, Recorder, make_client, sdk_threads, subscribe_all, wait_until
 
 from dydx_ws import (
     DisconnectedEvent,
