@@ -27,6 +27,7 @@ import time
 from types import TracebackType
 from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple, Type, Union
 
+from .backfill import TradeBackfill
 from .connection import CloseInfo, Connection, ConnectionOptions, proxy_options
 from .decode import CHANNELS, decode_message
 from .dispatch import Dispatcher, OverflowPolicy
@@ -40,12 +41,15 @@ from .messages import (
     Message,
     OrderbookMessage,
     SubaccountMessage,
+    TradesMessage,
     UnsubscribedMessage,
 )
 from .network import Network
 from .notebook import status_html, track
 from .orderbook import OrderBook
 from .reconnect import ReconnectPolicy
+from .rest import IndexerRestClient
+from .resync import DriftRepair
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .subscriptions import (
     RETRYABLE_PREFIX,
@@ -99,6 +103,10 @@ class DydxWebSocketClient:
       verified by default. ``proxy``: ``http://[user:pw@]host:port`` or ``socks5://host:port``.
     - ``batched``: default ``batched`` flag of subscriptions (per-call ``batched=`` overrides).
     - ``uncross``: order book uncross policy (``"message_id"``, ``"size"``, ``"none"``).
+    - ``check_interval``: seconds between drift checks of books, markets and accounts against the
+      REST API (:mod:`dydx_ws.resync`; ``None`` or 0 turns them off); ``confirm_delay``: how long
+      a difference must persist to count as drift. ``rest``: the :class:`IndexerRestClient` to use
+      (default: one for ``network.rest_url``, closed by ``stop()``).
     """
 
     def __init__(
@@ -120,6 +128,9 @@ class DydxWebSocketClient:
         headers: Optional[Dict[str, str]] = None,
         batched: bool = False,
         uncross: str = "message_id",
+        rest: Optional[IndexerRestClient] = None,
+        check_interval: Optional[float] = 60.0,
+        confirm_delay: float = 1.0,
     ) -> None:
         if url is not None:
             network = Network.custom(url, network.rest_url if network else "")
@@ -184,6 +195,16 @@ class DydxWebSocketClient:
         self._drops_by_key: Dict[Key, int] = {}
         self._lag: Dict[Key, float] = {}
         self._frame_taps: Tuple[Callable[[Any, float], None], ...] = ()
+        self._backfill: Dict[Key, TradeBackfill] = {}
+        self._owns_rest = rest is None and bool(self.network.rest_url)
+        self.rest: Optional[IndexerRestClient] = rest
+        if self._owns_rest:
+            self.rest = IndexerRestClient(self.network, timeout=5.0, retries=1)
+        self._drift: Optional[DriftRepair] = None
+        if check_interval and self.rest is not None:
+            self._drift = DriftRepair(
+                self, self.rest, interval=check_interval, confirm_delay=confirm_delay
+            )
         track(self)  # in a notebook: stop the client this cell created on its previous run
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -202,6 +223,8 @@ class DydxWebSocketClient:
         self._dispatcher.start()
         if connect:
             self._connection.start()
+            if self._drift is not None:
+                self._drift.start()
         return self
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
@@ -226,11 +249,18 @@ class DydxWebSocketClient:
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set() and not self._dispatcher.leaked_threads()
         io_done = self._connection.stop(max(0.0, deadline - time.monotonic()))
+        drift_done = True
+        if self._drift is not None:
+            if self._owns_rest and self.rest is not None:
+                self.rest.close()  # cuts short a REST call or retry wait in progress
+            drift_done = self._drift.stop(max(0.0, deadline - time.monotonic()))
+        elif self._owns_rest and self.rest is not None:
+            self.rest.close()
         workers_done = self._dispatcher.stop(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
         if not io_done:
             log.warning("the I/O thread did not exit within %.1f s", timeout)
-        return io_done and workers_done
+        return io_done and drift_done and workers_done
 
     def run_forever(self) -> None:
         """Start (if needed) and block until ``stop()`` is called or Ctrl-C; then stop."""
@@ -261,11 +291,25 @@ class DydxWebSocketClient:
 
     # -- subscriptions --------------------------------------------------------------------------
     def subscribe_trades(
-        self, ticker: str, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
+        self,
+        ticker: str,
+        callback: Optional[Callback] = None,
+        *,
+        batched: Optional[bool] = None,
+        backfill: bool = False,
     ) -> Subscription:
-        """Public trades of one market (``v4_trades``)."""
+        """Public trades of one market (``v4_trades``).
+
+        ``backfill=True``: after a gap (reconnect or resync) the trades the stream missed are
+        delivered first, oldest first and deduplicated, as a message with ``backfilled=True``.
+        """
         ticker = validate_ticker(ticker)
-        return self._subscribe("v4_trades", ticker, callback, batched, {"ticker": ticker})
+        params = {"ticker": ticker, "backfill": bool(backfill)}
+        handle = self._subscribe("v4_trades", ticker, callback, batched, params)
+        if backfill:
+            with self._lock:
+                self._backfill.setdefault(handle.key, TradeBackfill(ticker, self.rest))
+        return handle
 
     def subscribe_orderbook(
         self, ticker: str, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
@@ -382,6 +426,7 @@ class DydxWebSocketClient:
             if channel == "v4_orderbook":
                 self._books.pop(sid or "", None)
             self._accounts.pop(topic.key, None)
+            self._backfill.pop(topic.key, None)
             self._restoring.discard(topic.key)
         self._dispatcher.release(topic.key)
 
@@ -444,6 +489,7 @@ class DydxWebSocketClient:
             "queue_depth": dispatch["depth"],
             "queue_depths": [w["depth"] for w in dispatch["workers"]],
             "dispatcher": dispatch,
+            "drift_checks": self._drift.checks if self._drift else 0,
             "subscriptions": subs,
         }
 
@@ -707,9 +753,26 @@ class DydxWebSocketClient:
             self._apply_state(typed, msg)
         except Exception as exc:
             self._emit_error("state", f"could not apply {_label(typed)}: {exc}", exception=exc)
-        for handle in list(entry.handles):
+        filler = self._backfill.get(typed)
+        if filler is not None and isinstance(msg, TradesMessage):
+            missed = filler.before_delivery(msg)
+            if missed is not None:
+                self._call_back(typed, entry.handles, missed, only_backfill=True)
+        self._call_back(typed, entry.handles, msg)
+
+    def _call_back(
+        self,
+        key: Key,
+        handles: List[Subscription],
+        msg: Message,
+        *,
+        only_backfill: bool = False,
+    ) -> None:
+        """Run each handle's callback with ``msg``; errors are isolated and reported."""
+        typed = key
+        for handle in list(handles):
             callback = handle._callback
-            if callback is None:
+            if callback is None or (only_backfill and not handle.params.get("backfill")):
                 continue
             try:
                 callback(msg)

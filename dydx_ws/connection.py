@@ -399,8 +399,11 @@ class Connection:
                     # Frames already buffered are read back to back; the housekeeping above
                     # (sends, pings, ticks) runs again at least every _BURST frames.
                     for _ in range(_BURST):
-                        if not read():
-                            return  # closed by the server (on_close recorded code and reason)
+                        # websocket-client's reader returns False on a close frame but True
+                        # ("has errored") after tearing the socket down on an error: both end
+                        # the session, which a closed socket shows as app.sock being None.
+                        if not read() or app.sock is None:
+                            return  # on_close / on_error recorded code, reason and error
                         if not buffered():
                             break
         finally:

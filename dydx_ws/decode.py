@@ -148,7 +148,7 @@ class _Channels:
         out: List[Trade] = []
         for c in contents:
             out += [trade(t) for t in _list(_obj(c)["trades"])]
-        return {"trades": out}
+        return {"trades": out, "backfilled": False}
 
     def orderbook(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:
         bids: List[PriceLevel] = []

@@ -95,9 +95,14 @@ class UnknownMessage(Message):
 
 @dataclass
 class TradesMessage(Message):
-    """``v4_trades``: the trades of the frame (snapshot: newest first, as the server sends)."""
+    """``v4_trades``: the trades of the frame (snapshot: newest first, as the server sends).
+
+    ``backfilled`` marks the message a ``backfill=True`` subscription gets after a gap: the trades
+    the live stream missed, oldest first, delivered just before the new snapshot.
+    """
 
     trades: List[Trade] = field(default_factory=list)
+    backfilled: bool = False
 
 
 @dataclass

@@ -217,3 +217,48 @@ def test_book_is_stale_while_disconnected_and_replaced_by_the_next_snapshot() ->
             assert book.stale
             wait_until(lambda: sub.state is SubscriptionState.ACTIVE and not book.stale, 15)
             assert book.size_at(ghost) == 0
+
+
+def _io_stack_depth() -> int:
+    import sys
+
+    io = next(t for t in threading.enumerate() if t.name == "dydx-ws-io")
+    frame = sys._current_frames()[io.ident]  # type: ignore[index]
+    depth = 0
+    while frame is not None:
+        depth, frame = depth + 1, frame.f_back  # type: ignore[assignment]
+    return depth
+
+
+def test_drops_while_resubscribing_never_block_recovery() -> None:
+    """pybit #62: an error during resubscription wedged the reconnect logic; websocket-client
+    #858/#891: reconnects recursing deeper each time."""
+    with IndexerEmulator(markets=["BTC-USD", "ETH-USD"], seed=8, **FAST_EMULATOR) as emu:
+        with make_client(emu) as client:
+            rec = Recorder()
+            subscribe_all(client, emu, rec)
+            wait_until(lambda: restored(client, emu), 15)
+            emu.set_snapshot_delay(0.3)  # keep the resubscriptions in flight when we drop
+            depths = []
+            for _ in range(8):
+                before = client.stats()["reconnects"]
+                emu.drop_connections(code=1011)
+                wait_until(lambda b=before: client.stats()["reconnects"] > b, 15)
+                # the shallowest of a few samples: the serve loop, whatever else it was doing
+                depths.append(min(_io_stack_depth() for _ in range(50)))
+            emu.set_snapshot_delay(0.0)
+            wait_until(lambda: restored(client, emu), 20)
+            assert depths[-1] <= depths[0]  # a loop around run_forever, not a recursion
+
+
+@pytest.mark.parametrize("code", [None, 1011])
+def test_a_dead_socket_is_noticed_without_client_pings(code: object) -> None:
+    """UBWA #238 / binance #258: a reset connection must end the session at once, not sit in
+    select() on a closed socket until some ping happens to fail."""
+    with IndexerEmulator(markets=["BTC-USD"], seed=2, **FAST_EMULATOR) as emu:
+        with make_client(emu, ping_interval=0) as client:
+            client.subscribe_orderbook("BTC-USD").wait_subscribed(10)
+            for _ in range(5):
+                before = client.stats()["reconnects"]
+                emu.drop_connections(code=code)  # type: ignore[arg-type]
+                wait_until(lambda b=before: client.stats()["reconnects"] > b, 3)
