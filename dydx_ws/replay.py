@@ -29,7 +29,6 @@ delivered to the callbacks.
 from __future__ import annotations
 
 import gzip
-import inspect
 import io
 import json
 import logging
@@ -57,7 +56,7 @@ from typing import (
 
 from .decode import decode_message
 from .errors import DecodeError, DydxConnectionError
-from .messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
+from .messages import Message
 from .subscriptions import Key, Topic
 
 if TYPE_CHECKING:
@@ -387,57 +386,23 @@ def start_offline(client: DydxWebSocketClient) -> None:
         raise ValueError("cannot replay into a client that is connected to a network")
     if client._stopping:
         raise ValueError("this client was stopped; create a new one")
-    start = client.start
-    if "connect" in inspect.signature(start).parameters:  # the proposed client API
-        start(connect=False)  # type: ignore[call-arg]
-        return
-    # Fallback until DydxWebSocketClient.start(connect=False) exists: start only the workers.
-    with client._lock:
-        if client._started:
-            return
-        client._started = True
-    client._dispatcher.start()
+    client.start(connect=False)
 
 
 def _frame_feeder(
     client: DydxWebSocketClient,
 ) -> Callable[[RecordedFrame], Optional[Tuple[str, Optional[str]]]]:
-    """The function that hands one recorded frame to the client's I/O entry point and returns
-    the frame's ``(type, channel)`` (None if it does not decode)."""
-    on_frame = client.on_frame
+    """The function that hands one recorded frame to the client's I/O entry point (with its
+    recorded receive time) and returns the frame's ``(type, channel)`` (None if it does not
+    decode)."""
     counters = client._counters
-    if "received_at" in inspect.signature(on_frame).parameters:  # the proposed client API
 
-        def feed_native(frame: RecordedFrame) -> Optional[Tuple[str, Optional[str]]]:
-            errors = counters.get("decode_errors", 0)
-            on_frame(frame.data, received_at=frame.received_at)  # type: ignore[call-arg]
-            if counters.get("decode_errors", 0) != errors:
-                return None
-            return _type_and_channel(frame.data)
-
-        return feed_native
-
-    # Fallback: the same steps as DydxWebSocketClient.on_frame, with the recorded receive time.
     def feed(frame: RecordedFrame) -> Optional[Tuple[str, Optional[str]]]:
-        counters["frames"] += 1
-        try:
-            msg = decode_message(frame.data, received_at=frame.received_at)
-        except DecodeError as exc:
-            counters["decode_errors"] += 1
-            client._emit_error("decode", str(exc), channel=exc.channel, exception=exc)
+        errors = counters.get("decode_errors", 0)
+        client.on_frame(frame.data, received_at=frame.received_at)
+        if counters.get("decode_errors", 0) != errors:
             return None
-        mtype = msg.type
-        if mtype == "channel_data" or mtype == "channel_batch_data":
-            client._route(msg)
-        elif mtype == "subscribed":
-            client._on_subscribed(msg)
-        elif isinstance(msg, ErrorMessage):
-            client._on_server_error(msg)
-        elif isinstance(msg, ConnectedMessage):
-            client._connection_id = msg.connection_id
-        elif not isinstance(msg, UnsubscribedMessage):
-            client._emit_error("decode", f"unknown message type {mtype!r}")
-        return mtype, msg.channel
+        return _type_and_channel(frame.data)
 
     return feed
 
