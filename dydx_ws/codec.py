@@ -207,6 +207,9 @@ def _compile(cls: type) -> Decoder:
         if required:
             lines.append(f"    v = d[{wire!r}]")
             lines.append(f"    {var} = {conv}")
+        elif f.default is None:  # absent and null both mean None: one look-up, one test
+            lines.append(f"    v = d.get({wire!r})")
+            lines.append(f"    {var} = None if v is None else {conv}")
         else:
             if f.default_factory is not dataclasses.MISSING:
                 default = f"{gen.const(f.default_factory)}()"

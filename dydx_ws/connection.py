@@ -190,6 +190,39 @@ class _BufferedSocket:
         self._pos = end
         return buf[pos:end]  # copies only the slice, never the rest of the buffer
 
+    def next_data_frame(self) -> Optional[bytes]:
+        """The payload of the next frame if it is a complete, final, unmasked text or binary
+        frame already in the buffer (the common case, parsed here in a few operations);
+        otherwise None and nothing is consumed, so websocket-client reads the frame (control
+        frames, fragments, frames still arriving). websocket-client keeps no parser state
+        between frames, so the two never see half a frame each."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        if avail < 2:
+            return None
+        b0, b1 = buf[pos], buf[pos + 1]
+        if b0 != 0x81 and b0 != 0x82:  # FIN, no RSV bits, opcode text/binary
+            return None
+        n = b1  # a server never masks (the mask bit would make n >= 128: not ours)
+        head = 2
+        if n == 126:
+            if avail < 4:
+                return None
+            n = (buf[pos + 2] << 8) | buf[pos + 3]
+            head = 4
+        elif n == 127:
+            if avail < 10:
+                return None
+            n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            head = 10
+        elif n > 127:
+            return None
+        end = pos + head + n
+        if end > len(buf):
+            return None
+        self._pos = end
+        return buf[pos + head : end]
+
     def buffered(self) -> bool:
         """Bytes are waiting here (or in the TLS layer) without touching the socket."""
         if self._pos < len(self._buf):
@@ -359,6 +392,9 @@ class Connection:
         sock = _BufferedSocket(ws.sock)
         ws.sock = sock  # type: ignore[assignment]
         buffered = sock.buffered
+        next_data_frame = sock.next_data_frame
+        on_message = self._on_message
+        fast_ok = ws.cont_frame.recving_frames is None  # not inside a fragmented message
         sel = selectors.DefaultSelector()
         sel.register(sock, selectors.EVENT_READ, "socket")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -399,11 +435,16 @@ class Connection:
                     # Frames already buffered are read back to back; the housekeeping above
                     # (sends, pings, ticks) runs again at least every _BURST frames.
                     for _ in range(_BURST):
+                        payload = next_data_frame() if fast_ok else None
+                        if payload is not None:
+                            on_message(None, payload)
                         # websocket-client's reader returns False on a close frame but True
                         # ("has errored") after tearing the socket down on an error: both end
                         # the session, which a closed socket shows as app.sock being None.
-                        if not read() or app.sock is None:
+                        elif not read() or app.sock is None:
                             return  # on_close / on_error recorded code, reason and error
+                        else:
+                            fast_ok = ws.cont_frame.recving_frames is None
                         if not buffered():
                             break
         finally:

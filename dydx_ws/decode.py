@@ -285,7 +285,10 @@ class FrameDecoder:
         kind = raw.__class__
         if kind is str or kind is bytes or kind is bytearray:
             try:
-                frame = _loads(raw)
+                # WebSocket text is UTF-8 (RFC 6455): decode strictly (this is the UTF-8
+                # validation websocket-client is told to skip) instead of letting json.loads
+                # guess the encoding of bytes.
+                frame = _loads(raw if kind is str else raw.decode())
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
                 raise DecodeError(f"invalid JSON: {exc}", raw=raw) from None
         elif kind is dict:

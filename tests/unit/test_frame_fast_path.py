@@ -1,0 +1,94 @@
+"""The receive fast path: complete, final, unmasked text/binary frames are sliced out of the
+buffer; everything else is left, untouched, for websocket-client to parse."""
+
+from __future__ import annotations
+
+import socket
+import struct
+from typing import Iterator, Tuple
+
+import pytest
+
+from dydx_ws.connection import _BufferedSocket
+
+
+def frame(payload: bytes, first: int = 0x81, mask: bool = False) -> bytes:
+    n = len(payload)
+    m = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", first, m | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", first, m | 126, n)
+    else:
+        head = struct.pack("!BBQ", first, m | 127, n)
+    return head + (b"\0\0\0\0" if mask else b"") + payload
+
+
+@pytest.fixture
+def pair() -> Iterator[Tuple[socket.socket, _BufferedSocket]]:
+    a, b = socket.socketpair()
+    with a, b:
+        yield a, _BufferedSocket(b)
+
+
+def pull(writer: socket.socket, reader: _BufferedSocket, data: bytes) -> None:
+    """Send ``data`` and pull it into the reader's buffer (recv(0) fills without consuming)."""
+    writer.sendall(data)
+    got = reader.recv(0)
+    assert got == b"" and reader.buffered()
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
+def test_every_length_encoding(pair: Tuple[socket.socket, _BufferedSocket], size: int) -> None:
+    writer, reader = pair
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    data = frame(payload) + frame(b'{"next":1}')
+    writer.sendall(data)
+    received = b""
+    while len(received) < len(data):  # large frames arrive in several chunks
+        reader._sock.settimeout(2)
+        chunk = reader._sock.recv(1 << 20)
+        received += chunk
+    reader._buf, reader._pos = received, 0
+    assert reader.next_data_frame() == payload
+    assert reader.next_data_frame() == b'{"next":1}'
+    assert not reader.buffered()
+
+
+def test_binary_frames_are_taken_too(pair: Tuple[socket.socket, _BufferedSocket]) -> None:
+    writer, reader = pair
+    pull(writer, reader, frame(b"\x01\x02", first=0x82))
+    assert reader.next_data_frame() == b"\x01\x02"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        frame(b"", first=0x89),  # ping: websocket-client answers it
+        frame(b"", first=0x8A),  # pong
+        frame(b"\x03\xe8", first=0x88),  # close
+        frame(b"part", first=0x01),  # first fragment (no FIN)
+        frame(b"rest", first=0x80),  # continuation
+        frame(b"zip", first=0xC1),  # RSV1 (compressed): not negotiated, not ours to accept
+        frame(b"masked", mask=True),  # a server never masks
+        frame(b"x" * 300)[:100],  # incomplete: the rest has not arrived yet
+        frame(b"x" * 70000)[:6],  # incomplete extended length
+        b"\x81",  # a lone first byte
+    ],
+)
+def test_anything_else_is_left_untouched(
+    pair: Tuple[socket.socket, _BufferedSocket], data: bytes
+) -> None:
+    writer, reader = pair
+    pull(writer, reader, data)
+    assert reader.next_data_frame() is None
+    assert reader.recv(len(data)) == data  # nothing consumed: websocket-client sees it all
+
+
+def test_a_control_frame_between_data_frames(pair: Tuple[socket.socket, _BufferedSocket]) -> None:
+    writer, reader = pair
+    pull(writer, reader, frame(b"a") + frame(b"", first=0x89) + frame(b"b"))
+    assert reader.next_data_frame() == b"a"
+    assert reader.next_data_frame() is None
+    assert reader.recv(2) == b"\x89\x00"  # websocket-client reads the ping...
+    assert reader.next_data_frame() == b"b"  # ...and the fast path resumes after it
