@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
 __all__ = [
     "EVENTS",
     "ConnectedEvent",
     "DisconnectedEvent",
+    "Emitter",
     "ErrorEvent",
     "EventHub",
     "ReconnectedEvent",
@@ -105,3 +106,31 @@ class EventHub:
                 callback(event)
             except Exception:
                 log.exception("%s event callback %r raised", name, callback)
+
+
+class Emitter:
+    """Hands events to the worker pool (never runs them on the calling thread): event callbacks
+    run in order on the worker of one internal key."""
+
+    KEY: Hashable = ("__events__", None)
+
+    def __init__(self, hub: EventHub, call_soon: Callable[[Hashable, Callable[[], None]], bool]):
+        self._hub = hub
+        self._call_soon = call_soon
+
+    def emit(self, name: str, event: Any) -> None:
+        if self._hub.has(name):
+            self._call_soon(self.KEY, lambda: self._hub.run(name, event))
+
+    def error(
+        self,
+        kind: str,
+        message: str,
+        *,
+        channel: Optional[str] = None,
+        id: Optional[str] = None,
+        exception: Optional[BaseException] = None,
+        raw: Any = None,
+    ) -> None:
+        log.debug("error event %s: %s", kind, message)
+        self.emit("error", ErrorEvent(kind, message, channel, id, exception, raw))

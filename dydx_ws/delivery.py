@@ -1,0 +1,82 @@
+"""The worker side of the client: apply a message to local state, then call the callbacks.
+
+Runs on the subscription's worker thread (``Dispatcher`` handler), so one subscription's messages
+are applied and delivered in wire order. A state or callback error is isolated: counted, logged
+and reported as an ``error`` event; the next message is delivered as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Dict, Hashable, List
+
+from .events import Emitter
+from .local_state import Key, LocalState
+from .messages import Message, TradesMessage
+from .subscriptions import Subscription, SubscriptionRegistry
+
+__all__ = ["Delivery", "label"]
+
+log = logging.getLogger("dydx_ws.client")
+
+
+def label(key: Key) -> str:
+    """``channel`` or ``channel/id``, for messages and stats."""
+    return key[0] if key[1] is None else f"{key[0]}/{key[1]}"
+
+
+class Delivery:
+    def __init__(
+        self,
+        registry: SubscriptionRegistry,
+        state: LocalState,
+        emitter: Emitter,
+        counters: Dict[str, int],
+    ) -> None:
+        self._registry = registry
+        self._state = state
+        self._emitter = emitter
+        self._counters = counters
+
+    def __call__(self, key: Hashable, item: object) -> None:
+        msg: Message = item  # type: ignore[assignment]
+        typed: Key = key  # type: ignore[assignment]
+        entry = self._registry.get(typed)
+        if entry is None:
+            return  # unsubscribed while this message was queued
+        self._registry.count_message(entry, msg.received_at)
+        try:
+            self._state.apply(typed, msg)
+        except Exception as exc:
+            self._emitter.error("state", f"could not apply {label(typed)}: {exc}", exception=exc)
+        filler = self._state.backfill.get(typed)
+        if filler is not None and isinstance(msg, TradesMessage):
+            missed = filler.before_delivery(msg)
+            if missed is not None:
+                self._call(typed, entry.handles, missed, lambda h: bool(h.params.get("backfill")))
+        self._call(typed, entry.handles, msg, lambda h: True)
+
+    def _call(
+        self,
+        key: Key,
+        handles: List[Subscription],
+        msg: Message,
+        wanted: Callable[[Subscription], bool],
+    ) -> None:
+        for handle in list(handles):
+            callback = handle._callback
+            if callback is None or not wanted(handle):
+                continue
+            try:
+                callback(msg)
+            except Exception as exc:
+                self._counters["callback_errors"] += 1
+                log.exception("callback for %s raised", label(key))
+                name = getattr(callback, "__name__", callback)
+                self._emitter.error(
+                    "callback",
+                    f"callback {name!r} raised {exc!r}",
+                    channel=key[0],
+                    id=key[1],
+                    exception=exc,
+                )

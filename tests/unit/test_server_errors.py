@@ -1,0 +1,76 @@
+"""Server error frames are matched to the right subscriptions and mapped to the right action
+(texts exactly as protocol.md §2.4)."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pytest
+
+from dydx_ws.messages import ErrorMessage
+from dydx_ws.server_errors import ErrorAction, action_for, keys_of_error
+from dydx_ws.subscriptions import SubscriptionRegistry, Topic
+
+
+@pytest.fixture
+def registry() -> SubscriptionRegistry:
+    reg = SubscriptionRegistry(lambda topic: None)
+    for topic in (
+        Topic("v4_trades", "BTC-USD", False),
+        Topic("v4_orderbook", "ETH-USD", False),
+        Topic("v4_orderbook", "BTC-USD", False),
+        Topic("v4_markets", None, False),
+    ):
+        reg.add(topic, None, {})
+    reg.confirm(("v4_orderbook", "BTC-USD"))  # active: no longer pending
+    return reg
+
+
+def err(text: str, channel: Optional[str] = None, sid: Optional[str] = None) -> ErrorMessage:
+    return ErrorMessage(type="error", message=text, channel=channel, id=sid)
+
+
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("Internal error, could not fetch data for subscription: v4_trades.", ErrorAction.RETRY),
+        ("Invalid subscribe message: already subscribed (v4_trades-BTC-USD)", ErrorAction.CONFIRM),
+        (
+            "Too many subscribe attempts for channel v4_trades-BTC-USD. "
+            "Please  reconnect and try again.",
+            ErrorAction.WAIT_FOR_CLOSE,
+        ),
+        ("Invalid subscription id for channel: (v4_trades-FOO-USD)", ErrorAction.FAIL),
+        ("Per-connection subscription limit reached for v4_trades (limit=32).", ErrorAction.FAIL),
+    ],
+)
+def test_actions(text: str, action: ErrorAction) -> None:
+    assert action_for(text) is action
+
+
+def test_channel_and_id_fields_win(registry: SubscriptionRegistry) -> None:
+    msg = err(
+        "Internal error, could not fetch data for subscription: v4_trades.", "v4_trades", "BTC-USD"
+    )
+    assert keys_of_error(msg, registry) == [("v4_trades", "BTC-USD")]
+    assert keys_of_error(err("x", "v4_markets", "anything"), registry) == [("v4_markets", None)]
+    assert keys_of_error(err("x", "v4_candles", "BTC-USD/1MIN"), registry) == []  # not ours
+
+
+def test_channel_and_id_in_the_text(registry: SubscriptionRegistry) -> None:
+    text = "Invalid subscription id for channel: (v4_orderbook-ETH-USD)"
+    assert keys_of_error(err(text), registry) == [("v4_orderbook", "ETH-USD")]
+    assert keys_of_error(err("(v4_orderbook-SOL-USD)"), registry) == []
+
+
+def test_old_servers_name_only_the_channel(registry: SubscriptionRegistry) -> None:
+    # pre-2025 servers sent the fetch error without channel/id: every pending one of the channel
+    text = "Internal error, could not fetch data for subscription: v4_orderbook."
+    assert keys_of_error(err(text), registry) == [("v4_orderbook", "ETH-USD")]
+    limit = "Per-connection subscription limit reached for v4_orderbook (limit=32)."
+    assert keys_of_error(err(limit), registry) == [("v4_orderbook", "ETH-USD")]
+
+
+def test_errors_about_nothing_of_ours(registry: SubscriptionRegistry) -> None:
+    for text in ("Invalid message: could not parse", "Internal error", "Invalid channel: x"):
+        assert keys_of_error(err(text), registry) == []
