@@ -11,7 +11,9 @@ from support import Recorder, fd_count, make_client, sdk_threads, subscribe_all,
 
 from dydx_ws import (
     BlockHeightMessage,
+    CandleResolution,
     CandlesMessage,
+    DydxWebSocketClient,
     ErrorEvent,
     MarketsMessage,
     OrderbookMessage,
@@ -281,3 +283,49 @@ def test_run_forever_returns_after_stop_from_another_thread(emulator: IndexerEmu
     client.run_forever()
     timer.join()
     assert sdk_threads() == []
+
+
+def test_the_per_connection_limit_raises_a_clear_error_before_sending() -> None:
+    client = DydxWebSocketClient(url="ws://127.0.0.1:1")  # never started: nothing is sent
+    for i in range(32):
+        client.subscribe_trades(f"T{i}-USD")
+    with pytest.raises(SubscriptionError, match=r"limit reached for v4_trades \(limit=32\)"):
+        client.subscribe_trades("T32-USD")
+    client.subscribe_orderbook("T32-USD")  # the limit is per channel
+    client.subscribe_block_height()
+    client.subscribe_block_height()  # the same topic again: shared, not a second subscription
+    client.stop()
+
+
+def test_sixty_subscriptions_are_restored_without_tripping_rate_limits(
+    emulator: IndexerEmulator,
+) -> None:
+    errors: list = []  # type: ignore[type-arg]
+    closes: list = []  # type: ignore[type-arg]
+    with make_client(emulator) as client:
+        client.on("error", errors.append)
+        client.on("disconnected", closes.append)
+        subs = [client.subscribe_markets(), client.subscribe_block_height()]
+        for ticker in ("BTC-USD", "ETH-USD"):
+            subs += [client.subscribe_trades(ticker), client.subscribe_orderbook(ticker)]
+            subs += [client.subscribe_candles(ticker, r) for r in CandleResolution]
+        subs += [
+            client.subscribe_subaccount(emulator.demo_address, n) for n in range(60 - len(subs))
+        ]
+        assert len(subs) == 60
+        for sub in subs:
+            assert sub.wait_subscribed(20)
+        for _ in range(2):
+            before = client.stats()["reconnects"]
+            emulator.drop_connections(code=1012)
+            wait_until(lambda b=before: client.stats()["reconnects"] > b, 10)
+            for sub in subs:
+                assert sub.wait_subscribed(20)
+        # one topic churned fast: its subscribes are paced to the server's 2 per second
+        next(s for s in subs if s.key == ("v4_trades", "ETH-USD")).unsubscribe()
+        for _ in range(5):
+            churned = client.subscribe_trades("ETH-USD")
+            assert churned.wait_subscribed(10)
+            churned.unsubscribe()
+    assert not [e for e in errors if "Too many" in e.message or "limit" in e.message]
+    assert all(c.code != 1008 for c in closes)  # never closed for a rate limit
