@@ -291,6 +291,8 @@ class FrameDecoder:
                 frame = _loads(raw if kind is str else raw.decode())
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
                 raise DecodeError(f"invalid JSON: {exc}", raw=raw) from None
+            except RecursionError:
+                raise DecodeError("invalid JSON: nested too deeply", raw=raw[:200]) from None
         elif kind is dict:
             frame = raw
         else:
@@ -302,10 +304,13 @@ class FrameDecoder:
 
         mtype = frame.get("type")
         channel = frame.get("channel")
-        handler = self._channels.by_channel.get(channel) if mtype in DATA_TYPES else None  # type: ignore[arg-type]
+        handler = None
+        if mtype in DATA_TYPES:
+            if channel.__class__ is not str:
+                reason = "channel is required" if channel is None else "channel must be a string"
+                raise DecodeError(reason, type=mtype, field="channel", raw=raw)
+            handler = self._channels.by_channel.get(channel)
         if handler is None:
-            if mtype in DATA_TYPES and channel is None:
-                raise DecodeError("channel is required", type=mtype, field="channel", raw=raw)
             return self._control(frame, mtype, channel, received_at)
         cls, parse = handler
         snapshot = mtype == "subscribed"

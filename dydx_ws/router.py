@@ -155,6 +155,11 @@ class Router:
             self._counters["decode_errors"] += 1
             self._emitter.error("decode", str(exc), channel=exc.channel, exception=exc, raw=data)
             return
+        except Exception as exc:  # a bug of ours must not end the session: report it
+            self._counters["decode_errors"] += 1
+            log.exception("unexpected error decoding a frame")
+            self._emitter.error("decode", f"internal error: {exc!r}", exception=exc, raw=data)
+            return
         mtype = msg.type
         if mtype == "channel_data" or mtype == "channel_batch_data":
             self._route(msg)
