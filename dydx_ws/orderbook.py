@@ -365,10 +365,18 @@ class OrderBook:
         with self._lock:
             return self._asks.levels(self._asks.keys)
 
-    def size_at(self, price: Any) -> Decimal:
-        """Size resting at ``price`` on either side (0 if none); ``price`` is taken as Decimal."""
+    def size_at(self, price: Any, side: Optional[str] = None) -> Decimal:
+        """Size resting at ``price`` (taken as Decimal; 0 if none) on ``side`` (``"bid"`` or
+        ``"ask"``), or on either side when None (both hold it only in a crossed book: bid first).
+        """
         px = Decimal(price)
+        if side not in (None, "bid", "ask"):
+            raise ValueError(f"side must be 'bid', 'ask' or None, got {side!r}")
         with self._lock:
+            if side == "bid":
+                return self._bids.sizes.get(px, _ZERO)
+            if side == "ask":
+                return self._asks.sizes.get(px, _ZERO)
             return self._bids.sizes.get(px) or self._asks.sizes.get(px) or _ZERO
 
     def __len__(self) -> int:
@@ -398,16 +406,22 @@ class OrderBook:
     ) -> BookDiff:
         """Prices where this book and another (e.g. a REST snapshot) differ.
 
-        With ``depth``, only the top ``depth`` levels of each side of both books are compared:
-        REST returns at most 100 levels per side, while the streamed book may hold deeper ones.
+        With ``depth`` (REST returns at most 100 levels per side, while the streamed book may
+        hold deeper ones), a side of the other book with fewer than ``depth`` levels is
+        complete and is compared with this book's top ``depth`` levels. Otherwise it is cut to
+        its top ``depth`` levels, and only this book's levels at or better than the worst price
+        kept are compared: a level missing here must not pull a deeper, valid level into the
+        comparison (nor a ghost level here push one out).
         """
         theirs_b, theirs_a = _as_map(other_bids), _as_map(other_asks)
         with self._lock:
             mine_b = dict(self._bids.sizes)
             mine_a = dict(self._asks.sizes)
         if depth is not None:
-            mine_b, theirs_b = (_top(m, depth, best_high=True) for m in (mine_b, theirs_b))
-            mine_a, theirs_a = (_top(m, depth, best_high=False) for m in (mine_a, theirs_a))
+            if depth < 0:
+                raise ValueError("depth must be >= 0")
+            mine_b, theirs_b = _window(mine_b, theirs_b, depth, best_high=True)
+            mine_a, theirs_a = _window(mine_a, theirs_a, depth, best_high=False)
         return BookDiff(bids=_diff_side(mine_b, theirs_b), asks=_diff_side(mine_a, theirs_a))
 
     def equals_levels(
@@ -453,6 +467,19 @@ class OrderBook:
         )
 
 
-def _top(levels: Dict[Decimal, Decimal], n: int, *, best_high: bool) -> Dict[Decimal, Decimal]:
-    prices = sorted(levels, reverse=best_high)[:n]
-    return {p: levels[p] for p in prices}
+def _window(
+    mine: Dict[Decimal, Decimal], theirs: Dict[Decimal, Decimal], n: int, *, best_high: bool
+) -> Tuple[Dict[Decimal, Decimal], Dict[Decimal, Decimal]]:
+    """One side of both books, restricted to what a depth-``n`` comparison covers (see
+    :meth:`OrderBook.diff`)."""
+    their_prices = sorted(theirs, reverse=best_high)
+    if len(their_prices) < n:  # their side is complete
+        return {p: mine[p] for p in sorted(mine, reverse=best_high)[:n]}, theirs
+    if n == 0:
+        return {}, {}
+    kept = their_prices[:n]  # possibly cut at n: compare only the price range it covers
+    their_top = {p: theirs[p] for p in kept}
+    bound = kept[-1]
+    if best_high:
+        return {p: s for p, s in mine.items() if p >= bound}, their_top
+    return {p: s for p, s in mine.items() if p <= bound}, their_top

@@ -12,9 +12,12 @@ How (thread "dydx-ws-resync", every ``interval`` seconds while connected):
   ``confirm_delay`` seconds later counts as drift: updates still in flight, or fields that move
   every block (oracle prices, busy levels), never qualify.
 - The repair runs on the subscription's own worker (``Dispatcher.call_soon``), so it is ordered
-  with the stream: book levels are set to the REST sizes (removed if REST has none), markets and
-  accounts are replaced by the REST view. Each repair is counted (``stats()["resyncs"]``) and
+  with the stream. It first compares again with the second REST view: if the stream changed one
+  of the drifted values meanwhile, that update is newer than REST and nothing is repaired. Else
+  book levels are set to the REST sizes (removed if REST has none), drifted markets and the
+  account are replaced by the REST view. Each repair is counted (``stats()["resyncs"]``) and
   reported through ``on("resync")``.
+- One failing check (a REST error) is logged and does not stop the others of the same pass.
 """
 
 from __future__ import annotations
@@ -22,16 +25,33 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Hashable, List, Optional, Tuple
+from decimal import Decimal
+from functools import partial
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    FrozenSet,
+    Hashable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
 
 from .errors import DydxWsError
-from .models import Order, PerpetualMarket, PriceLevel
+from .models import Order, PerpetualMarket, PositionSide, PriceLevel
+from .orderbook import OrderBook
 from .rest import IndexerRestClient
+from .state import ParentSubaccountState, SubaccountState
 from .subscriptions import SubscriptionState
 
 if TYPE_CHECKING:
     from .client import DydxWebSocketClient
-    from .state import SubaccountState
+
+Account = Union[SubaccountState, ParentSubaccountState]
 
 __all__ = ["DriftRepair", "ResyncEvent"]
 
@@ -40,6 +60,7 @@ log = logging.getLogger("dydx_ws.resync")
 OPEN_STATUSES = ["OPEN", "UNTRIGGERED", "BEST_EFFORT_OPENED"]
 REST_BOOK_DEPTH = 100  # comlink serves at most 100 levels per side
 Diff = FrozenSet[Tuple[Any, ...]]
+_ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -98,14 +119,21 @@ class DriftRepair:
         self.checks += 1
         repaired = 0
         client = self._client
+        checks: List[Tuple[Tuple[str, Optional[str]], Callable[[], int]]] = []
         for ticker in list(client._books):
-            if self._active(("v4_orderbook", ticker)):
-                repaired += self._check_book(ticker)
-        if self._active(("v4_markets", None)):
-            repaired += self._check_markets()
+            checks.append((("v4_orderbook", ticker), partial(self._check_book, ticker)))
+        checks.append((("v4_markets", None), self._check_markets))
         for key, state in list(client._accounts.items()):
-            if self._active(key):
-                repaired += self._check_account(key, state)
+            checks.append((key, partial(self._check_account, key, state)))
+        for key, check in checks:
+            if self._stop.is_set():
+                break
+            if not self._active(key):
+                continue
+            try:
+                repaired += check()
+            except Exception as exc:  # one REST failure must not skip the other checks
+                log.info("drift check of %s %s failed: %s", *key, exc)
         return repaired
 
     def _active(self, key: Tuple[str, Optional[str]]) -> bool:
@@ -114,25 +142,33 @@ class DriftRepair:
 
     def _confirmed(self, fetch: Callable[[], Any], compare: Callable[[Any], Diff]) -> Any:
         """``(rest_view, persistent differences)`` or None when nothing is drift."""
-        first = compare(fetch())
-        if not first or self._stop.wait(self._confirm):
-            return None
-        view = fetch()
-        persistent = first & compare(view)
-        return (view, persistent) if persistent else None
+        return confirm_drift(fetch, compare, lambda: self._stop.wait(self._confirm))
 
-    def _repair(self, key: Tuple[str, Optional[str]], diff: Diff, fix: Callable[[], None]) -> int:
+    def _repair(
+        self,
+        key: Tuple[str, Optional[str]],
+        diff: Diff,
+        still: Callable[[], Diff],
+        fix: Callable[[], None],
+    ) -> int:
+        """Schedule ``fix`` on ``key``'s worker, to run only if ``still()`` (the comparison with
+        the same REST view, made there) still holds every confirmed difference."""
         client = self._client
 
         def run() -> None:
+            if not diff <= still():
+                log.debug("%s %s changed by the stream before its repair: skipped", *key)
+                return
             fix()
             client._counters["resyncs"] += 1
             detail = sorted(diff, key=repr)[:20]
             log.warning("%s %s drifted from REST at %d point(s): repaired", *key, len(diff))
             client._emit("resync", ResyncEvent(key[0], key[1], len(diff), detail))
 
+        if not client._dispatcher.call_soon(key, run):
+            return 0
         self.repairs += 1
-        return 1 if client._dispatcher.call_soon(key, run) else 0
+        return 1
 
     # -- order books ------------------------------------------------------------------------
     def _check_book(self, ticker: str) -> int:
@@ -141,13 +177,7 @@ class DriftRepair:
             return 0
 
         def compare(rest: Any) -> Diff:
-            if book.stale:
-                return frozenset()
-            found = book.diff(rest.bids, rest.asks, depth=REST_BOOK_DEPTH)
-            return frozenset(
-                [("bid", p, book.size_at(p)) for p in found.bids]
-                + [("ask", p, book.size_at(p)) for p in found.asks]
-            )
+            return book_diff(book, rest.bids, rest.asks)
 
         result = self._confirmed(lambda: self._rest.get_orderbook(ticker), compare)
         if result is None:
@@ -159,10 +189,13 @@ class DriftRepair:
         }
         fixes: Dict[str, List[PriceLevel]] = {"bid": [], "ask": []}
         for side, price, _ in diff:
-            fixes[side].append(PriceLevel(price, sizes[side].get(price, type(price)(0))))
+            fixes[side].append(PriceLevel(price, sizes[side].get(price, _ZERO)))
 
         return self._repair(
-            ("v4_orderbook", ticker), diff, lambda: book.apply_levels(fixes["bid"], fixes["ask"])
+            ("v4_orderbook", ticker),
+            diff,
+            lambda: compare(rest),
+            lambda: book.apply_levels(fixes["bid"], fixes["ask"]),
         )
 
     # -- markets ------------------------------------------------------------------------------
@@ -170,18 +203,7 @@ class DriftRepair:
         state = self._client._markets
 
         def compare(rest: Dict[str, PerpetualMarket]) -> Diff:
-            local = state.snapshot()
-            out = []
-            for ticker in set(local) | set(rest):
-                mine, theirs = local.get(ticker), rest.get(ticker)
-                if mine is None or theirs is None:
-                    out.append((ticker, "market", mine is not None))
-                    continue
-                for f in fields(theirs):
-                    value = getattr(theirs, f.name)
-                    if value is not None and getattr(mine, f.name) != value:
-                        out.append((ticker, f.name, getattr(mine, f.name)))
-            return frozenset(out)
+            return markets_diff(state.snapshot(), rest)
 
         result = self._confirmed(self._rest.get_perpetual_markets, compare)
         if result is None:
@@ -198,76 +220,140 @@ class DriftRepair:
                     merged.pop(ticker, None)
             state.replace_all(merged)
 
-        return self._repair(("v4_markets", None), diff, fix)
+        return self._repair(("v4_markets", None), diff, lambda: compare(rest), fix)
 
     # -- subaccounts --------------------------------------------------------------------------
-    def _check_account(self, key: Tuple[str, Optional[str]], state: Any) -> int:
+    def _check_account(self, key: Tuple[str, Optional[str]], state: Account) -> int:
         address, number = (key[1] or "/").rsplit("/", 1)
         parent = key[0] == "v4_parent_subaccounts"
         rest = self._rest
 
         def fetch() -> Tuple[Any, List[Order]]:
+            try:
+                view: Any = (
+                    rest.get_parent_subaccount(address, int(number))
+                    if parent
+                    else rest.get_subaccount(address, int(number))
+                )
+            except DydxWsError as exc:  # 404: the subaccount does not exist (yet)
+                if getattr(exc, "status", None) != 404:
+                    raise
+                view = None
             if parent:
-                view: Any = rest.get_parent_subaccount(address, int(number))
                 orders = rest.get_parent_orders(address, int(number), status=OPEN_STATUSES)
             else:
-                try:
-                    view = rest.get_subaccount(address, int(number))
-                except DydxWsError as exc:  # 404: the subaccount does not exist (yet)
-                    if getattr(exc, "status", None) != 404:
-                        raise
-                    view = None
                 orders = rest.get_orders(address, int(number), status=OPEN_STATUSES)
             return view, orders
 
         def compare(fetched: Tuple[Any, List[Order]]) -> Diff:
             view, orders = fetched
-            return _account_diff(state, view, orders, parent)
+            return account_diff(state, view, orders)
 
         result = self._confirmed(fetch, compare)
         if result is None:
             return 0
-        (view, orders), diff = result
-        return self._repair(key, diff, lambda: state.replace_from_rest(view, orders))
+        fetched, diff = result
+        return self._repair(
+            key, diff, lambda: compare(fetched), lambda: state.replace_from_rest(*fetched)
+        )
 
 
-def _account_diff(state: Any, view: Any, orders: List[Order], parent: bool) -> Diff:
+# -- comparisons: each difference is keyed by the LOCAL value (see confirm_drift) ----------------
+def confirm_drift(
+    fetch: Callable[[], Any], compare: Callable[[Any], Diff], wait: Callable[[], bool]
+) -> Optional[Tuple[Any, Diff]]:
+    """``(second REST view, persistent differences)``, or None when nothing is drift.
+
+    ``compare(view)`` reads the local state now. A difference persists when the second fetch,
+    after ``wait()`` (True: stop), finds it again with the same local value: an update in flight
+    changes the local value, a REST view that catches up removes the difference.
+    """
+    first = compare(fetch())
+    if not first or wait():
+        return None
+    view = fetch()
+    persistent = first & compare(view)
+    return (view, persistent) if persistent else None
+
+
+def book_diff(book: OrderBook, bids: List[PriceLevel], asks: List[PriceLevel]) -> Diff:
+    """``("bid"|"ask", price, local size)`` wherever ``book`` differs from a REST body (top 100
+    levels per side, see :meth:`OrderBook.diff`); nothing while the book is stale."""
+    view = book.copy()  # diff and sizes from one consistent moment
+    if view.stale:
+        return frozenset()
+    found = view.diff(bids, asks, depth=REST_BOOK_DEPTH)
+    return frozenset(
+        [("bid", p, view.size_at(p, "bid")) for p in found.bids]
+        + [("ask", p, view.size_at(p, "ask")) for p in found.asks]
+    )
+
+
+def markets_diff(local: Dict[str, PerpetualMarket], rest: Dict[str, PerpetualMarket]) -> Diff:
+    """``(ticker, field, local value)`` for every field REST sets to another value, and
+    ``(ticker, "market", present locally)`` for a market only one side has."""
     out: List[Tuple[Any, ...]] = []
-    if parent:
-        children: Dict[int, Any] = state.children
-        rest_children = {c.subaccount_number: c for c in (view.child_subaccounts if view else [])}
-        for n in set(children) | set(rest_children):
-            child = children.get(n)
-            out += [(n, *d) for d in _positions_diff(child, rest_children.get(n))]
-        local_orders = state.open_orders
-    else:
-        out += _positions_diff(state, view)
-        local_orders = state.open_orders
-    rest_orders = {o.id: o for o in orders}
-    for oid in set(local_orders) | set(rest_orders):
-        mine, theirs = local_orders.get(oid), rest_orders.get(oid)
-        if _order_sig(mine) != _order_sig(theirs):
-            out.append(("order", oid, _order_sig(mine)))
+    for ticker in set(local) | set(rest):
+        mine, theirs = local.get(ticker), rest.get(ticker)
+        if mine is None or theirs is None:
+            out.append((ticker, "market", mine is not None))
+            continue
+        for f in fields(theirs):
+            value = getattr(theirs, f.name)
+            if value is not None and getattr(mine, f.name) != value:
+                out.append((ticker, f.name, getattr(mine, f.name)))
     return frozenset(out)
 
 
-def _positions_diff(state: Optional[SubaccountState], view: Any) -> List[Tuple[Any, ...]]:
-    local_pos = {m: (p.side, p.size) for m, p in (state.positions if state else {}).items()}
-    rest_pos = {
-        m: (p.side, p.size)
-        for m, p in (view.open_perpetual_positions if view else {}).items()
-        if p.size
-    }
-    local_assets = {
-        s: (a.side, a.size) for s, a in (state.asset_positions if state else {}).items()
-    }
-    rest_assets = {s: (a.side, a.size) for s, a in (view.asset_positions if view else {}).items()}
+def account_diff(state: Account, view: Any, orders: List[Order]) -> Diff:
+    """Positions, asset positions (per child for a parent) and open orders that differ between
+    ``state`` and a REST view (None: the subaccount does not exist) plus its open orders."""
     out: List[Tuple[Any, ...]] = []
-    pairs = (("position", local_pos, rest_pos), ("asset", local_assets, rest_assets))
+    if isinstance(state, ParentSubaccountState):
+        children = state.children
+        rest_children = {c.subaccount_number: c for c in (view.child_subaccounts if view else [])}
+        for n in set(children) | set(rest_children):
+            out += [(n, *d) for d in _holdings_diff(children.get(n), rest_children.get(n))]
+    else:
+        out += _holdings_diff(state, view)
+    local_orders = state.open_orders
+    rest_orders = {o.id: o for o in orders}
+    for oid in set(local_orders) | set(rest_orders):
+        mine = _order_sig(local_orders.get(oid))
+        if mine != _order_sig(rest_orders.get(oid)):
+            out.append(("order", oid, mine))
+    return frozenset(out)
+
+
+def _holdings_diff(state: Optional[SubaccountState], view: Any) -> List[Tuple[Any, ...]]:
+    """Positions and asset positions as signed sizes (REST sends a SHORT position's size
+    negative; comparing the signed value does not depend on that convention)."""
+    local = state.view() if state is not None else None
+    pairs = (
+        (
+            "position",
+            _signed_sizes(local.positions if local else {}),
+            _signed_sizes(view.open_perpetual_positions if view else {}),
+        ),
+        (
+            "asset",
+            _signed_sizes(local.asset_positions if local else {}),
+            _signed_sizes(view.asset_positions if view else {}),
+        ),
+    )
+    out: List[Tuple[Any, ...]] = []
     for kind, mine, theirs in pairs:
         for name in set(mine) | set(theirs):
             if mine.get(name) != theirs.get(name):
                 out.append((kind, name, mine.get(name)))
+    return out
+
+
+def _signed_sizes(holdings: Mapping[str, Any]) -> Dict[str, Decimal]:
+    out: Dict[str, Decimal] = {}
+    for name, h in holdings.items():
+        if h.size:
+            out[name] = -abs(h.size) if h.side == PositionSide.SHORT else abs(h.size)
     return out
 
 

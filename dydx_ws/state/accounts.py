@@ -315,7 +315,32 @@ class _Raw:
         return equity, free
 
 
-class SubaccountState:
+class _LiveEquity:
+    """What both live views share: the address and equity / free collateral read from
+    ``_money()`` (copies taken under the lock, the price source called outside it)."""
+
+    _address: str
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    def _money(self) -> Tuple[Optional[Decimal], Optional[Decimal]]:
+        raise NotImplementedError
+
+    @property
+    def equity(self) -> Optional[Decimal]:
+        """Equity (USDC): live with a price source, else the last snapshot's; None before the
+        first snapshot."""
+        return self._money()[0]
+
+    @property
+    def free_collateral(self) -> Optional[Decimal]:
+        """Free collateral (USDC), like :attr:`equity`."""
+        return self._money()[1]
+
+
+class SubaccountState(_LiveEquity):
     """Live view of one subaccount ``(address, number)``; see the module docs for the rules."""
 
     def __init__(
@@ -328,7 +353,6 @@ class SubaccountState:
     ) -> None:
         self._address = address
         self._number = subaccount_number
-        self._history = history
         self._lock = lock if lock is not None else threading.RLock()
         self._acct = _Account(history)
         self._source: Optional[MarketDataSource] = None
@@ -369,10 +393,6 @@ class SubaccountState:
     # ---------------------------------------------------------------- reading (any thread)
 
     @property
-    def address(self) -> str:
-        return self._address
-
-    @property
     def subaccount_number(self) -> int:
         return self._number
 
@@ -390,17 +410,6 @@ class SubaccountState:
         with self._lock:
             raw = _Raw.of(self._acct)
         return raw.money(self._source)  # outside the lock: the source may take its time
-
-    @property
-    def equity(self) -> Optional[Decimal]:
-        """Equity (USDC): computed with a price source, else the last snapshot's; None before
-        the first snapshot."""
-        return self._money()[0]
-
-    @property
-    def free_collateral(self) -> Optional[Decimal]:
-        """Free collateral (USDC), like :attr:`equity`."""
-        return self._money()[1]
 
     @property
     def open_orders(self) -> Dict[str, Order]:
@@ -486,7 +495,7 @@ class SubaccountState:
         )
 
 
-class ParentSubaccountState:
+class ParentSubaccountState(_LiveEquity):
     """Live view of a parent subaccount: its children kept apart, by child number.
 
     The snapshot's ``child_subaccounts`` (and its orders, by ``subaccount_number``) fill
@@ -585,10 +594,6 @@ class ParentSubaccountState:
     # ---------------------------------------------------------------- reading (any thread)
 
     @property
-    def address(self) -> str:
-        return self._address
-
-    @property
     def parent_subaccount_number(self) -> int:
         return self._number
 
@@ -611,6 +616,7 @@ class ParentSubaccountState:
         return self._has_snapshot
 
     def _money(self) -> Tuple[Optional[Decimal], Optional[Decimal]]:
+        """Sums over the children (the parent snapshot's values when it listed none)."""
         with self._lock:  # one consistent moment across children
             raws = [_Raw.of(c._acct) for c in self._children.values()]
             parent, has_snapshot, source = self._parent, self._has_snapshot, self._source
@@ -622,16 +628,6 @@ class ParentSubaccountState:
         equity = sum((e or _ZERO for e, _ in money), _ZERO)
         free = sum((f or _ZERO for _, f in money), _ZERO)
         return equity, free
-
-    @property
-    def equity(self) -> Optional[Decimal]:
-        """Sum of the children's equity (the parent snapshot's when it listed no children)."""
-        return self._money()[0]
-
-    @property
-    def free_collateral(self) -> Optional[Decimal]:
-        """Sum of the children's free collateral (or the parent snapshot's)."""
-        return self._money()[1]
 
     @property
     def open_orders(self) -> Dict[str, Order]:

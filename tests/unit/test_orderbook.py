@@ -494,3 +494,27 @@ def test_readers_never_see_crossed_or_half_applied_book(policy: str) -> None:
     assert all(r > 0 for r in reads)
     assert book.crossed == len(frames)  # ask 99 crossed bid 100 once per frame
     assert book.bids[0] == pl("100", "4") and book.bids[-1] == pl("90", "3001")
+
+
+def test_diff_depth_compares_only_the_price_range_the_capped_body_covers() -> None:
+    full = [(str(200 - i), "1") for i in range(5)]  # 200..196
+    book = OrderBook("ETH-USD")
+    book.apply(snapshot(bids=[lv for lv in full if lv[0] != "198"] + [("150", "9")],
+                        asks=[("300", "1")]))
+    rest_bids = [pl(p, s) for p, s in full]
+    # The body is capped at 5: the local 150 level lies beyond it and is not a difference.
+    assert book.diff(rest_bids, [pl("300", "1")], depth=5).bids == [D("198")]
+    # A complete (shorter) body: the local top levels are compared with it.
+    assert book.diff(rest_bids[:3], [pl("300", "1")], depth=5).bids == [
+        D("150"), D("196"), D("197"), D("198")]
+    with pytest.raises(ValueError):
+        book.diff([], [], depth=-1)
+
+
+def test_size_at_one_side() -> None:
+    book = OrderBook("ETH-USD", uncross="none")
+    book.apply(snapshot(bids=[("100", "1")], asks=[("100", "2")]))
+    assert book.size_at("100", "bid") == 1 and book.size_at("100", "ask") == 2
+    assert book.size_at("99", "ask") == 0
+    with pytest.raises(ValueError):
+        book.size_at("100", "both")
