@@ -329,3 +329,34 @@ def test_sixty_subscriptions_are_restored_without_tripping_rate_limits(
             churned.unsubscribe()
     assert not [e for e in errors if "Too many" in e.message or "limit" in e.message]
     assert all(c.code != 1008 for c in closes)  # never closed for a rate limit
+
+
+def test_start_stop_cycles_do_not_retain_memory(emulator: IndexerEmulator) -> None:
+    """UBWA #205/#273: memory grew as streams were created and stopped."""
+    import gc
+    import tracemalloc
+
+    def cycle() -> None:
+        client = make_client(emulator, workers=1, check_interval=None)
+        client.start()
+        client.subscribe_orderbook("BTC-USD").wait_subscribed(10)
+        assert client.stop(5)
+
+    for _ in range(10):  # warm-up: generated decoders, caches, imports
+        cycle()
+    sdk_only = [
+        tracemalloc.Filter(True, "*/dydx_ws/*"),
+        tracemalloc.Filter(False, "*/dydx_ws/emulator/*"),
+    ]
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot().filter_traces(sdk_only)
+        for _ in range(50):
+            cycle()
+        gc.collect()
+        after = tracemalloc.take_snapshot().filter_traces(sdk_only)
+    finally:
+        tracemalloc.stop()
+    growth = sum(d.size_diff for d in after.compare_to(before, "filename"))
+    assert growth < 32 * 1024, f"the SDK kept {growth} bytes after 50 client lifetimes"
