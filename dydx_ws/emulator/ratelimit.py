@@ -11,7 +11,11 @@ class FixedWindowLimiter:
 
     A hit is limited iff a window already existed and the window's point count exceeds ``points``:
     with ``points=2`` the 3rd hit within ``window`` seconds of the window start is limited.
+    Expired windows are pruned once more than ``PRUNE_AT`` keys are held, so a long-lived
+    connection that subscribes to ever new ids does not grow the table without bound.
     """
+
+    PRUNE_AT = 1024
 
     def __init__(
         self,
@@ -37,4 +41,14 @@ class FixedWindowLimiter:
         else:
             start, points = now, 1
         self._windows[key] = (start, points)
+        if len(self._windows) > self.PRUNE_AT:
+            self._prune(now)
         return existing is not None and points > self.points
+
+    def _prune(self, now: float) -> None:
+        expired = [k for k, (start, _) in self._windows.items() if now - start >= self.window]
+        for k in expired:
+            del self._windows[k]
+
+    def __len__(self) -> int:
+        return len(self._windows)

@@ -18,12 +18,14 @@ from .config import EmulatorConfig
 from .jsutil import dumps, iso, parse_iso
 from .simulator import MarketSimulator, Subaccount
 
+# APIOrderStatus: OrderStatus (which includes ERROR) plus the API-only BEST_EFFORT_OPENED (§3.9)
 ORDER_STATUSES = (
     "OPEN",
     "FILLED",
     "CANCELED",
     "BEST_EFFORT_CANCELED",
     "UNTRIGGERED",
+    "ERROR",
     "BEST_EFFORT_OPENED",
 )
 CACHE_DEFAULT = "public, max-age=1"
@@ -189,7 +191,9 @@ class Comlink:
         before = iso(before_ts) if before_ts is not None else None
         if page is None:
             return {"trades": self.sim.trades(ticker, limit, height, before)}
-        everything = self.sim.trades(ticker, 10**9, height, before)
+        # with ``page`` comlink orders by eventId ASC (oldest first), then createdAtHeight DESC;
+        # a trade's id is its 24-hex eventId, so string order is event order
+        everything = sorted(self.sim.trades(ticker, 10**9, height, before), key=lambda t: t["id"])
         offset = (page - 1) * limit
         return {
             "pageSize": limit,
@@ -309,19 +313,8 @@ class Comlink:
         return statuses, ticker, limit, gtb
 
     def _orders(self, query: Query) -> Any:
-        v = _Validator(query)
-        address = v.raw("address")
-        if address is None:
-            v.fail("address", address, "address must be a valid dydx address")
-        else:
-            self._address_check(address, v, "query")
-        number = v.raw("subaccountNumber")
-        n = self._number(
-            v, "subaccountNumber", number if number is not None else "", 128000, "query"
-        )
-        filters = self._order_filters(v)
-        v.check()
-        assert address is not None
+        """``GET /v4/orders?address=&subaccountNumber=&…``: a bare array."""
+        address, n, filters = self._orders_query(query, "subaccountNumber", 128000)
         sub = self.sim.subaccounts.get(n) if address == self.sim.demo_address else None
         if sub is None:
             raise RestError(
@@ -330,19 +323,8 @@ class Comlink:
         return self.sim.orders([sub], *filters)
 
     def _parent_orders(self, query: Query) -> Any:
-        v = _Validator(query)
-        address = v.raw("address")
-        if address is None:
-            v.fail("address", address, "address must be a valid dydx address")
-        else:
-            self._address_check(address, v, "query")
-        number = v.raw("parentSubaccountNumber")
-        n = self._number(
-            v, "parentSubaccountNumber", number if number is not None else "", 127, "query"
-        )
-        filters = self._order_filters(v)
-        v.check()
-        assert address is not None
+        """``GET /v4/orders/parentSubaccountNumber?address=&parentSubaccountNumber=&…``."""
+        address, n, filters = self._orders_query(query, "parentSubaccountNumber", 127)
         children: List[Subaccount] = self.sim.children(address, n)
         if not children:
             raise RestError(
@@ -352,6 +334,25 @@ class Comlink:
                 ),
             )
         return self.sim.orders(children, *filters)
+
+    def _orders_query(
+        self, query: Query, number_param: str, max_number: int
+    ) -> Tuple[str, int, Tuple[Optional[List[str]], Optional[str], int, Optional[int]]]:
+        """Validate the query of both order lists: (address, number, filters) or a 400."""
+        v = _Validator(query)
+        address = v.raw("address")
+        if address is None:
+            v.fail("address", address, "address must be a valid dydx address")
+        else:
+            self._address_check(address, v, "query")
+        number = v.raw(number_param)
+        n = self._number(
+            v, number_param, number if number is not None else "", max_number, "query"
+        )
+        filters = self._order_filters(v)
+        v.check()
+        assert address is not None
+        return address, n, filters
 
     def _order(self, query: Query, order_id: str) -> Any:
         for sub in self.sim.subaccounts.values():

@@ -83,6 +83,9 @@ class IndexerEmulator:
         self._running_blocks = threading.Event()
         self._running_blocks.set()
         self._resume: Optional[asyncio.Event] = None
+        # set by stop(); read by _main under _lock, so a stop() that comes before the loop is up
+        # (e.g. start() timing out) is not lost
+        self._stop_requested = False
 
     # ----- lifecycle --------------------------------------------------------------------------
 
@@ -93,6 +96,7 @@ class IndexerEmulator:
                 return self
             self._ready.clear()
             self._startup_error = None
+            self._stop_requested = False
             thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=False)
             self._thread = thread
             thread.start()
@@ -114,6 +118,7 @@ class IndexerEmulator:
             thread = self._thread
             if thread is None:
                 return
+            self._stop_requested = True
             loop, event = self._loop, self._stop_event
             if loop is not None and event is not None and not loop.is_closed():
                 with contextlib.suppress(RuntimeError):
@@ -163,8 +168,12 @@ class IndexerEmulator:
 
     async def _main(self) -> None:
         config = self.config
-        self._loop = asyncio.get_running_loop()
-        self._stop_event = asyncio.Event()
+        stop_event = asyncio.Event()
+        with self._lock:
+            self._loop = asyncio.get_running_loop()
+            self._stop_event = stop_event
+            if self._stop_requested:
+                stop_event.set()
         self._resume = asyncio.Event()
         if self._running_blocks.is_set():
             self._resume.set()
@@ -198,7 +207,7 @@ class IndexerEmulator:
         self._ready.set()
         log.info("emulator listening: %s %s", self.ws_url, self.rest_url)
         try:
-            await self._stop_event.wait()
+            await stop_event.wait()
         finally:
             blocks.cancel()
             batches.cancel()
@@ -227,7 +236,10 @@ class IndexerEmulator:
             if not self._resume.is_set():
                 await self._resume.wait()
                 next_at = loop.time()
-            self._produce_block()
+            try:
+                self._produce_block()
+            except Exception:  # keep the emulator alive, but say so loudly
+                log.exception("block production failed at height %d", self.sim.height)
 
     def _produce_block(self) -> None:
         assert self._socks is not None
@@ -244,7 +256,10 @@ class IndexerEmulator:
         assert self._socks is not None
         while True:
             await asyncio.sleep(self.config.batch_interval)
-            self._socks.flush_batches()
+            try:
+                self._socks.flush_batches()
+            except Exception:
+                log.exception("batch flush failed")
 
     # ----- cross-thread plumbing --------------------------------------------------------------
 

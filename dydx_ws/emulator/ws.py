@@ -16,12 +16,13 @@ import time
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Deque, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Coroutine, Deque, Dict, List, Optional, Set, Tuple, Union
 from urllib.parse import quote
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from .candles import RESOLUTIONS
 from .config import CHANNELS, VERSIONS, EmulatorConfig
@@ -60,9 +61,18 @@ class Sub:
 
 
 class _SubscribeFailed(Exception):
-    def __init__(self, message: str) -> None:
+    """A subscribe rejected by §2.4 rows 8-12; ``detailed`` adds ``channel``/``id`` to the error."""
+
+    def __init__(self, message: str, detailed: bool = False, rate_limited: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        self.detailed = detailed
+        self.rate_limited = rate_limited
+
+
+def _reject_js_constant(name: str) -> Any:
+    """``JSON.parse`` rejects the ``NaN``/``Infinity`` literals that Python's decoder accepts."""
+    raise ValueError(f"not JSON: {name}")
 
 
 class Conn:
@@ -92,6 +102,12 @@ class Conn:
     def next_id(self) -> int:
         self.message_id += 1
         return self.message_id
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task owned by this connection (cancelled when it ends)."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def send(self, text: str) -> None:
         """Queue a text frame (dropped once closing, like socks' ``sendMessageString``)."""
@@ -260,7 +276,7 @@ class Socks:
         if conn.closing:
             return
         try:
-            msg = json.loads(text)
+            msg = json.loads(text, parse_constant=_reject_js_constant)
         except ValueError:
             self._invalid(conn, "Invalid message: could not parse")
             return
@@ -309,52 +325,53 @@ class Socks:
         return not math.isnan(number) and number < SUBACCOUNT_LIMITS[channel]
 
     def _subscribe(self, conn: Conn, channel: str, raw_id: Any, batched: bool) -> None:
+        """§2.5: allocate ``message_id``, admit and fetch, then register (now or after a delay)."""
         message_id = conn.next_id()
         sub_id = normalize_id(channel, raw_id)
         conn.inflight[channel] = conn.inflight.get(channel, 0) + 1
-        done = True
         try:
-            if not self._valid_id(channel, raw_id):
-                conn.error(
-                    f"Invalid subscription id for channel: ({channel}-{js_string(raw_id)})",
-                    message_id=message_id,
-                )
-                return
-            limit = self.config.channel_limits.get(channel, 32)
-            count = sum(1 for c, _ in conn.subs if c == channel) + conn.inflight[channel]
-            if count > limit:
-                conn.error(
-                    f"Per-connection subscription limit reached for {channel} (limit={limit}).",
-                    message_id=message_id,
-                )
-                return
-            if conn.sub_limiter.hit(channel + sub_id):
-                conn.error(
-                    f"Too many subscribe attempts for channel {channel}-{sub_id}. "
-                    "Please  reconnect and try again.",
-                    message_id=message_id,
-                )
-                conn.close_after_pending(1008, RATE_LIMITED)
-                return
-            try:
-                contents = self._snapshot(channel, sub_id)
-            except _SubscribeFailed as exc:
+            contents = self._admit_and_fetch(conn, channel, raw_id, sub_id)
+        except _SubscribeFailed as exc:
+            conn.inflight[channel] -= 1
+            if exc.detailed:
                 conn.error(exc.message, channel, sub_id, message_id)
-                return
-            if self.snapshot_delay > 0:
-                done = False
-                task = asyncio.ensure_future(
-                    self._finish_later(
-                        conn, channel, sub_id, batched, message_id, contents, self.snapshot_delay
-                    )
+            else:
+                conn.error(exc.message, message_id=message_id)
+            if exc.rate_limited:
+                conn.close_after_pending(1008, RATE_LIMITED)
+            return
+        except BaseException:  # row 13: the caller answers "Internal error"
+            conn.inflight[channel] -= 1
+            raise
+        if self.snapshot_delay > 0:
+            conn.spawn(
+                self._finish_later(
+                    conn, channel, sub_id, batched, message_id, contents, self.snapshot_delay
                 )
-                conn.tasks.add(task)
-                task.add_done_callback(conn.tasks.discard)
-                return
-            self._finish(conn, channel, sub_id, batched, message_id, contents)
-        finally:
-            if done:
-                conn.inflight[channel] -= 1
+            )
+            return
+        conn.inflight[channel] -= 1
+        self._finish(conn, channel, sub_id, batched, message_id, contents)
+
+    def _admit_and_fetch(self, conn: Conn, channel: str, raw_id: Any, sub_id: str) -> str:
+        """Rows 8-11b of §2.4 in socks' order; returns the snapshot ``contents`` text."""
+        if not self._valid_id(channel, raw_id):
+            raise _SubscribeFailed(
+                f"Invalid subscription id for channel: ({channel}-{js_string(raw_id)})"
+            )
+        limit = self.config.channel_limits.get(channel, 32)
+        count = sum(1 for c, _ in conn.subs if c == channel) + conn.inflight[channel]
+        if count > limit:
+            raise _SubscribeFailed(
+                f"Per-connection subscription limit reached for {channel} (limit={limit})."
+            )
+        if conn.sub_limiter.hit(channel + sub_id):
+            raise _SubscribeFailed(
+                f"Too many subscribe attempts for channel {channel}-{sub_id}. "
+                "Please  reconnect and try again.",
+                rate_limited=True,
+            )
+        return self._snapshot(channel, sub_id)
 
     async def _finish_later(
         self,
@@ -368,14 +385,15 @@ class Socks:
     ) -> None:
         try:
             await asyncio.sleep(delay)
-            if not conn.closing:
-                self._finish(conn, channel, sub_id, batched, message_id, contents)
         finally:
             conn.inflight[channel] -= 1
+        if not conn.closing:
+            self._finish(conn, channel, sub_id, batched, message_id, contents)
 
     def _finish(
         self, conn: Conn, channel: str, sub_id: str, batched: bool, message_id: int, contents: str
     ) -> None:
+        """Row 12 (duplicate), then register and send ``subscribed`` (built as a string, §1.4)."""
         key = (channel, sub_id)
         if key in conn.subs:
             conn.error(
@@ -435,7 +453,7 @@ class Socks:
         failure = self.fail_subscribes.popleft() if self.fail_subscribes else None
         internal = f"Internal error, could not fetch data for subscription: {channel}."
         if failure is not None:
-            raise _SubscribeFailed(BLOCKED_TEXT if failure == 403 else internal)
+            raise _SubscribeFailed(BLOCKED_TEXT if failure == 403 else internal, detailed=True)
         if channel in ("v4_subaccounts", "v4_parent_subaccounts"):
             return self._account_snapshot(channel, sub_id, internal)
         if channel == MARKETS:
@@ -454,9 +472,9 @@ class Socks:
             )
         status, body = self._get(target)
         if status == 403:
-            raise _SubscribeFailed(BLOCKED_TEXT)
+            raise _SubscribeFailed(BLOCKED_TEXT, detailed=True)
         if status != 200:
-            raise _SubscribeFailed(internal)
+            raise _SubscribeFailed(internal, detailed=True)
         return body
 
     def _account_snapshot(self, channel: str, sub_id: str, internal: str) -> str:
@@ -482,9 +500,9 @@ class Socks:
         if 404 in statuses:
             return "{}"
         if 403 in statuses:
-            raise _SubscribeFailed(BLOCKED_TEXT)
+            raise _SubscribeFailed(BLOCKED_TEXT, detailed=True)
         if any(status != 200 for status in statuses):
-            raise _SubscribeFailed(internal)
+            raise _SubscribeFailed(internal, detailed=True)
         contents = dict(json.loads(results[0][1]))
         contents["orders"] = json.loads(results[1][1]) + json.loads(results[2][1])
         contents["blockHeight"] = str(height)
@@ -578,9 +596,15 @@ class Socks:
                 task = asyncio.ensure_future(conn.ws.close(code, reason))
                 self._closers.add(task)
                 task.add_done_callback(self._closers.discard)
-        # one loop turn lets each close() write its frame before waiting for the handshake
-        await asyncio.sleep(0)
-        await asyncio.sleep(0)
+        # close() writes its frame in its first step, then waits for the handshake: wait only
+        # until every frame is out (bounded, in case a transport is already gone)
+        for _ in range(1000):
+            if all(
+                conn.ws.protocol.close_sent is not None or conn.ws.state is State.CLOSED
+                for conn in conns
+            ):
+                break
+            await asyncio.sleep(0)
         return len(conns)
 
     def subscriptions(self) -> List[Tuple[str, str, str]]:

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable, List
 
 import pytest
 import requests
@@ -138,3 +139,47 @@ def test_cli_serves_until_interrupted() -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_stop_before_the_loop_is_up_is_not_lost() -> None:
+    """start() timing out calls stop() before _main runs; the thread must still end."""
+    gate = threading.Event()
+
+    class GatedStart(IndexerEmulator):
+        def _run(self) -> None:
+            gate.wait(30)
+            super()._run()
+
+        def stop(self, timeout: float = 10.0) -> None:
+            super().stop(timeout if gate.is_set() else 0.0)
+
+    emu = GatedStart(**FAST)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(RuntimeError):
+            emu.start(timeout=0.05)
+        assert len(emulator_threads()) == 1  # still waiting at the gate
+        gate.set()
+        wait_until(lambda: not emulator_threads(), timeout=10)
+    finally:
+        gate.set()
+        emu.stop()
+
+
+def test_a_failing_block_does_not_stop_block_production(
+    make_emu: Callable[..., IndexerEmulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = make_emu(block_time=0.01)
+    height = emu.pause()
+    original = emu.sim.step
+    failures: List[float] = []
+
+    def flaky(now: float) -> Any:
+        if not failures:
+            failures.append(now)
+            raise RuntimeError("boom")
+        return original(now)
+
+    monkeypatch.setattr(emu.sim, "step", flaky)
+    emu.resume()
+    wait_until(lambda: emu.height > height + 3)
+    assert failures

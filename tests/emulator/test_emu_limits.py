@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 from dydx_ws.emulator import IndexerEmulator
+from dydx_ws.emulator.ratelimit import FixedWindowLimiter
 
 from .conftest import Raw
 
@@ -190,3 +191,19 @@ def test_channel_limits_are_configurable(make_emu: Callable[..., IndexerEmulator
     assert error["message"] == "Per-connection subscription limit reached for v4_trades (limit=1)."
     raw.send({"type": "subscribe", "channel": "v4_orderbook", "id": "ETH-USD"})
     assert raw.recv_type("subscribed", channel="v4_orderbook")  # other channels keep defaults
+
+
+def test_limiter_is_a_fixed_window_and_prunes_expired_keys() -> None:
+    now = [0.0]
+    limiter = FixedWindowLimiter(2, 1.0, clock=lambda: now[0])
+    assert [limiter.hit("a") for _ in range(3)] == [False, False, True]
+    now[0] = 0.999
+    assert limiter.hit("a")  # still the window that started at 0.0
+    now[0] = 1.0
+    assert not limiter.hit("a")  # a new window starts at the first hit after expiry
+    for i in range(FixedWindowLimiter.PRUNE_AT + 10):
+        limiter.hit(f"key{i}")
+    assert len(limiter) > FixedWindowLimiter.PRUNE_AT
+    now[0] = 5.0
+    limiter.hit("fresh")
+    assert len(limiter) == 1  # every expired window was dropped

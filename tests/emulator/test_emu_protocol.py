@@ -45,6 +45,11 @@ def error_of(raw: Raw, payload: Any) -> Dict[str, Any]:
     "payload, text",
     [
         ("not json", "Invalid message: could not parse"),
+        # JSON.parse rejects the NaN/Infinity literals that Python's json module accepts
+        ("NaN", "Invalid message: could not parse"),
+        ('{"type":NaN}', "Invalid message: could not parse"),
+        ('{"type":"subscribe","channel":"v4_markets","batched":-Infinity}',
+         "Invalid message: could not parse"),
         ("null", "Internal error"),
         ("{}", "Invalid message: type is required"),
         ('{"type":""}', "Invalid message: type is required"),

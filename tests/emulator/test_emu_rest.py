@@ -84,7 +84,13 @@ def test_trades_and_backfill(emu: IndexerEmulator, http: requests.Session) -> No
     assert len(default) > 50 and default[:50] == trades
     paged = get(http, emu, "/v4/trades/perpetualMarket/BTC-USD", limit=5, page=2).json()
     assert list(paged) == ["pageSize", "totalResults", "offset", "trades"]
-    assert paged["trades"] == default[5:10]
+    # with ``page`` comlink orders by eventId ASC (protocol.md §5.4): oldest first
+    oldest_first = sorted(get(http, emu, "/v4/trades/perpetualMarket/BTC-USD",
+                              limit=1000).json()["trades"], key=lambda t: t["id"])
+    assert paged["totalResults"] == len(oldest_first)
+    assert paged["trades"] == oldest_first[5:10]
+    ids = [t["id"] for t in paged["trades"]]
+    assert ids == sorted(ids)
     bad = get(http, emu, "/v4/trades/perpetualMarket/FOO-USD")
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["msg"] == "ticker must be a valid ticker (BTC-USD, etc)"
@@ -188,6 +194,38 @@ def test_orders(emu: IndexerEmulator, http: requests.Session) -> None:
     assert single == order
     bad = get(http, emu, "/v4/orders", address=address, subaccountNumber=0, status="NOPE")
     assert bad.status_code == 400 and bad.json()["errors"][0]["msg"].startswith("status must be")
+
+
+def test_orders_accept_every_api_order_status(emu: IndexerEmulator,
+                                              http: requests.Session) -> None:
+    # APIOrderStatus is OrderStatus (with ERROR) plus BEST_EFFORT_OPENED (protocol.md §3.9)
+    address = emu.demo_address
+    for status in ("OPEN", "FILLED", "CANCELED", "BEST_EFFORT_CANCELED", "UNTRIGGERED", "ERROR",
+                   "BEST_EFFORT_OPENED"):
+        response = get(http, emu, "/v4/orders", address=address, subaccountNumber=0,
+                       status=status)
+        assert response.status_code == 200, (status, response.text)
+        assert all(o["status"] == status for o in response.json())
+    parent = get(http, emu, "/v4/orders/parentSubaccountNumber", address=address,
+                 parentSubaccountNumber=0, status="error")
+    assert parent.status_code == 200 and parent.json() == []
+
+
+def test_order_lists_validate_alike(emu: IndexerEmulator, http: requests.Session) -> None:
+    address = emu.demo_address
+    cases = [
+        ("/v4/orders", "subaccountNumber", "128001"),
+        ("/v4/orders/parentSubaccountNumber", "parentSubaccountNumber", "128"),
+    ]
+    for path, param, too_big in cases:
+        missing = get(http, emu, path, **{param: 0})
+        assert missing.status_code == 400
+        assert missing.json()["errors"][0]["param"] == "address"
+        big = get(http, emu, path, address=address, **{param: too_big})
+        assert big.status_code == 400 and big.json()["errors"][0]["param"] == param
+        other = get(http, emu, path, address="dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4",
+                    **{param: 0})
+        assert other.status_code == 404
 
 
 def test_error_format_and_unknown_routes(emu: IndexerEmulator, http: requests.Session) -> None:
