@@ -29,7 +29,7 @@ from .connection import Connection, ConnectionOptions, proxy_options
 from .delivery import Delivery, label
 from .dispatch import Dispatcher, OverflowPolicy
 from .errors import DydxWsError
-from .events import Emitter, EventHub
+from .events import Counters, Emitter, EventHub
 from .local_state import LocalState
 from .network import Network
 from .notebook import status_html, track
@@ -125,7 +125,7 @@ class DydxWebSocketClient:
         self._started = False
         self._stopping = False
         self._stopped = threading.Event()
-        self._counters: Dict[str, int] = dict.fromkeys(
+        self._counters = Counters(
             (
                 "frames",
                 "decode_errors",
@@ -136,8 +136,7 @@ class DydxWebSocketClient:
                 "callback_errors",
                 "reconnects",
                 "connect_failures",
-            ),
-            0,
+            )
         )
         self._state = LocalState(uncross)
         self._registry = SubscriptionRegistry(self._on_last_release)

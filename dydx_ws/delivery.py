@@ -8,9 +8,9 @@ and reported as an ``error`` event; the next message is delivered as usual.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Dict, Hashable, List
+from typing import Callable, Hashable, List
 
-from .events import Emitter
+from .events import Counters, Emitter
 from .local_state import Key, LocalState
 from .messages import Message, TradesMessage
 from .subscriptions import Subscription, SubscriptionRegistry
@@ -31,7 +31,7 @@ class Delivery:
         registry: SubscriptionRegistry,
         state: LocalState,
         emitter: Emitter,
-        counters: Dict[str, int],
+        counters: Counters,
     ) -> None:
         self._registry = registry
         self._state = state
@@ -70,7 +70,7 @@ class Delivery:
             try:
                 callback(msg)
             except Exception as exc:
-                self._counters["callback_errors"] += 1
+                self._counters.add("callback_errors")
                 log.exception("callback for %s raised", label(key))
                 name = getattr(callback, "__name__", callback)
                 self._emitter.error(

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 __all__ = [
     "EVENTS",
     "ConnectedEvent",
+    "Counters",
     "DisconnectedEvent",
     "Emitter",
     "ErrorEvent",
@@ -134,3 +135,17 @@ class Emitter:
     ) -> None:
         log.debug("error event %s: %s", kind, message)
         self.emit("error", ErrorEvent(kind, message, channel, id, exception, raw))
+
+
+class Counters(Dict[str, int]):
+    """The client's counters (``stats()``). Counters with a single writer thread (the I/O thread's
+    frame counts) are bumped with ``+=``; those written from several threads use :meth:`add`,
+    which cannot lose an increment to a thread switch."""
+
+    def __init__(self, names: Tuple[str, ...]) -> None:
+        super().__init__(dict.fromkeys(names, 0))
+        self._lock = threading.Lock()
+
+    def add(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            self[name] += n

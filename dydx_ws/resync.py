@@ -160,7 +160,7 @@ class DriftRepair:
                 log.debug("%s %s changed by the stream before its repair: skipped", *key)
                 return
             fix()
-            client._counters["resyncs"] += 1
+            client._counters.add("resyncs")
             detail = sorted(diff, key=repr)[:20]
             log.warning("%s %s drifted from REST at %d point(s): repaired", *key, len(diff))
             client._emit("resync", ResyncEvent(key[0], key[1], len(diff), detail))

@@ -25,7 +25,7 @@ from .decode import CHANNELS, decode_message
 from .delivery import label
 from .dispatch import Dispatcher
 from .errors import DecodeError, DydxConnectionError
-from .events import ConnectedEvent, DisconnectedEvent, Emitter, ReconnectedEvent
+from .events import ConnectedEvent, Counters, DisconnectedEvent, Emitter, ReconnectedEvent
 from .local_state import Key, LocalState
 from .messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
 from .server_errors import ErrorAction, action_for, keys_of_error
@@ -51,7 +51,7 @@ class Router:
         dispatcher: Dispatcher,
         state: LocalState,
         emitter: Emitter,
-        counters: Dict[str, int],
+        counters: Counters,
         lock: threading.RLock,
         is_stopping: Callable[[], bool],
     ) -> None:
@@ -274,7 +274,7 @@ class Router:
         if entry is None:
             return
         self._last_resync[key] = now
-        self._counters["resyncs"] += 1
+        self._counters.add("resyncs")  # also counted by drift repairs on the workers
         self._state.mark_books_stale(key)
         with self._lock:
             if self.ready:
