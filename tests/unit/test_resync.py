@@ -9,6 +9,7 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
+from dydx_ws.events import Counters
 from dydx_ws.models import (
     AssetPosition,
     OrderbookResponse,
@@ -159,7 +160,7 @@ class FakeClient:
         self._books = {book.ticker: book}
         self._accounts: Dict[Any, Any] = {}
         self._markets = None
-        self._counters = {"resyncs": 0}
+        self._counters = Counters(("resyncs",))
         self.events: List[ResyncEvent] = []
         self.queued: List[Callable[[], None]] = []
         active = SimpleNamespace(state=SubscriptionState.ACTIVE)
