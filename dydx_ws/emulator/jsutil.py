@@ -72,6 +72,7 @@ def js_string(value: Any) -> str:
     return "[object Object]"
 
 
+_JS_RADIX = {"0x": "0123456789abcdef", "0o": "01234567", "0b": "01"}
 _JS_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -85,12 +86,12 @@ def js_number(text: str) -> float:
     if s == "-Infinity":
         return -math.inf
     low = s.lower()
-    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+    for prefix, digits in _JS_RADIX.items():
         if low.startswith(prefix):
-            try:
-                return float(int(s[2:], base))
-            except ValueError:
+            # int() would also accept "_" separators and signs, which Number() does not
+            if not re.fullmatch(f"[{digits}]+", low[2:]):
                 return math.nan
+            return float(int(low[2:], len(digits)))
     if _JS_NUMBER.match(s):
         return float(s)
     return math.nan

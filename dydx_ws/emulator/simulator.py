@@ -17,14 +17,14 @@ from decimal import Decimal
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from .account import DemoOrder, Subaccount, stable_uuid
-
-__all__ = ["MarketSimulator", "MarketState", "Publication", "Subaccount"]
 from .bech32 import demo_address
 from .book import ASKS, BIDS, LevelChange, OrderBook, RestingOrder
 from .candles import CandleSeries
 from .config import EmulatorConfig
 from .jsutil import dec_str, iso
 from .markets import MarketSpec, make_specs
+
+__all__ = ["MarketSimulator", "MarketState", "Publication", "Subaccount"]
 
 log = logging.getLogger("dydx_ws.emulator.simulator")
 
@@ -44,6 +44,12 @@ class Publication:
     id: str
     contents: Dict[str, Any]
     subaccount_number: Optional[int] = None
+
+
+def trade_update(rest_trade: Dict[str, Any]) -> Dict[str, Any]:
+    """The websocket ``TradeContent`` of a REST trade: ender's key order, no createdAtHeight."""
+    keys = ("id", "size", "price", "side", "createdAt", "type")
+    return {key: rest_trade[key] for key in keys}
 
 
 @dataclass
@@ -316,32 +322,17 @@ class MarketSimulator:
                 remaining -= fill
                 self._event_index += 1
                 event_id = f"{self.height:08x}{2:08x}{self._event_index:08x}"
-                price_s, size_s = spec.price(price), spec.size(fill)
-                created = iso(self.time)
-                trades.append(
-                    {
-                        "id": event_id,
-                        "size": size_s,
-                        "price": price_s,
-                        "side": taker_side,
-                        "createdAt": created,
-                        "type": "LIMIT",
-                    }
-                )
-                state.trades.append(
-                    (
-                        self.height,
-                        {
-                            "id": event_id,
-                            "side": taker_side,
-                            "size": size_s,
-                            "price": price_s,
-                            "type": "LIMIT",
-                            "createdAt": created,
-                            "createdAtHeight": str(self.height),
-                        },
-                    )
-                )
+                rest_trade = {
+                    "id": event_id,
+                    "side": taker_side,
+                    "size": spec.size(fill),
+                    "price": spec.price(price),
+                    "type": "LIMIT",
+                    "createdAt": iso(self.time),
+                    "createdAtHeight": str(self.height),
+                }
+                state.trades.append((self.height, rest_trade))
+                trades.append(trade_update(rest_trade))
                 price_d, size_d = spec.price_dec(price), spec.size_dec(fill)
                 state.last_price = price_d
                 state.volume_24h += size_d * price_d
@@ -726,9 +717,10 @@ class MarketSimulator:
 
     # ----- markets --------------------------------------------------------------------------
 
-    def _trading_fields(self, state: MarketState) -> Dict[str, Any]:
+    @staticmethod
+    def _trading_fields(state: MarketState) -> Dict[str, Any]:
+        """The fields roundtable's market updater diffs (also part of the REST market object)."""
         spec = state.spec
-        state.next_funding_rate = Decimal(self.rng.randint(-50, 50)).scaleb(-8)
         return {
             "priceChange24H": dec_str(
                 spec.price_dec(state.oracle_ticks) - spec.price_dec(spec.initial_price_ticks)
@@ -741,8 +733,10 @@ class MarketSimulator:
         }
 
     def _trading_diff(self) -> Dict[str, Any]:
+        """Roll each market's funding rate, then publish only the fields that changed."""
         diff: Dict[str, Any] = {}
         for ticker, state in self.markets.items():
+            state.next_funding_rate = Decimal(self.rng.randint(-50, 50)).scaleb(-8)
             fields = self._trading_fields(state)
             changed = {k: v for k, v in fields.items() if state.sent_trading.get(k) != v}
             state.sent_trading = fields
@@ -753,22 +747,22 @@ class MarketSimulator:
     # ----- comlink reads ----------------------------------------------------------------------
 
     def market_object(self, ticker: str) -> Dict[str, Any]:
+        """comlink's ``PerpetualMarketResponseObject`` in its field order (§5.1)."""
         state = self.markets[ticker]
         spec = state.spec
+        trading = self._trading_fields(state)
         return {
             "clobPairId": str(spec.clob_pair_id),
             "ticker": ticker,
             "status": "ACTIVE",
             "oraclePrice": spec.price(state.oracle_ticks),
-            "priceChange24H": dec_str(
-                spec.price_dec(state.oracle_ticks) - spec.price_dec(spec.initial_price_ticks)
-            ),
-            "volume24H": dec_str(state.volume_24h),
-            "trades24H": state.trades_24h,
-            "nextFundingRate": dec_str(state.next_funding_rate),
+            "priceChange24H": trading["priceChange24H"],
+            "volume24H": trading["volume24H"],
+            "trades24H": trading["trades24H"],
+            "nextFundingRate": trading["nextFundingRate"],
             "initialMarginFraction": spec.initial_margin_fraction,
             "maintenanceMarginFraction": spec.maintenance_margin_fraction,
-            "openInterest": dec_str(state.open_interest),
+            "openInterest": trading["openInterest"],
             "atomicResolution": spec.atomic_resolution,
             "quantumConversionExponent": spec.quantum_conversion_exponent,
             "tickSize": spec.tick_size,
@@ -778,7 +772,7 @@ class MarketSimulator:
             "marketType": spec.market_type,
             "openInterestLowerCap": "0" if spec.market_type == "CROSS" else "500000",
             "openInterestUpperCap": "0" if spec.market_type == "CROSS" else "1000000",
-            "baseOpenInterest": dec_str(state.open_interest),
+            "baseOpenInterest": trading["baseOpenInterest"],
             "defaultFundingRate1H": "0",
         }
 

@@ -111,6 +111,7 @@ def test_errors_repeat_previous_message_id(client: Callable[..., Raw]) -> None:
         ("v4_subaccounts", "address/junk/1"),
         ("v4_subaccounts", "address/abc123"),
         ("v4_subaccounts", "address/123f"),
+        ("v4_subaccounts", "address/0x1_0"),  # Number() takes no "_" separators
         ("v4_parent_subaccounts", "address/128"),
     ],
 )
