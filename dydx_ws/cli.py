@@ -11,11 +11,11 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 
 def _registrations() -> List[Register]:
-    # Imported lazily so ``import dydx_ws`` never pays for the CLI's optional dependencies.
-    regs: List[Register] = []
-    from .cli_commands import register as register_commands; regs.append(register_commands)  # noqa: E702, I001
-    from .emulator.cli import register as register_emulator; regs.append(register_emulator)  # noqa: E702, I001
-    return regs
+    # Imported when the CLI runs, so ``import dydx_ws`` never pays for the CLI's modules.
+    from .cli_commands import register as register_commands
+    from .emulator.cli import register as register_emulator
+
+    return [register_commands, register_emulator]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,8 +9,11 @@ the local receive time (``time.time()``)::
     {"received_at": 1717000000.131002, "frame": "{\\"type\\":\\"subscribed\\",...}"}
 
 Writing: :class:`Recorder` (thread-safe ``write(frame, received_at)``, usable as a raw-frame tap)
-and :func:`record`, which records a live feed over a plain websocket-client connection (no
-decoding, no dispatch: the frames are stored exactly as the server sent them).
+and :func:`record`, which records a live feed through a client's raw-frame tap
+(:meth:`~dydx_ws.DydxWebSocketClient.add_frame_tap`): frames are stored before decoding, exactly
+as the server sent them, and the client's reconnect loop keeps a recording going across
+disconnects. The format is versioned by the header's ``dydx_ws_recording`` number (1); readers
+accept files without a header.
 
 Replaying: :class:`ReplaySource` reads a recording (or any iterable of :class:`RecordedFrame`),
 and :meth:`ReplaySource.play` / :func:`replay` feed every frame to a
@@ -28,6 +31,7 @@ delivered to the callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -55,7 +59,8 @@ from typing import (
 )
 
 from .decode import decode_message
-from .errors import DecodeError, DydxConnectionError
+from .errors import DecodeError, DydxConnectionError, DydxWsError
+from .events import ErrorEvent
 from .messages import Message
 from .subscriptions import Key, Topic
 
@@ -68,6 +73,7 @@ __all__ = [
     "Recorder",
     "ReplayResult",
     "ReplaySource",
+    "offline_client",
     "open_recording",
     "read_frames",
     "record",
@@ -77,6 +83,7 @@ __all__ = [
 log = logging.getLogger("dydx_ws.replay")
 
 FORMAT_VERSION = 1
+OFFLINE_URL = "ws://replay.invalid/v4/ws"
 PathLike = Union[str, "os.PathLike[str]"]
 ProgressFn = Callable[[int, Optional[int]], None]  # (frames done, total or None)
 MessageCallback = Callable[[Message], Any]
@@ -246,9 +253,7 @@ class ReplaySource:
     def __init__(
         self, source: Union[PathLike, Iterable[RecordedFrame]], *, speed: float = 0.0
     ) -> None:
-        if not isinstance(speed, (int, float)) or isinstance(speed, bool) or speed < 0:
-            raise ValueError(f"speed must be a number >= 0, got {speed!r}")
-        self.speed = float(speed)
+        self.speed = _check_speed(speed)
         self.path: Optional[str] = None
         self._frames: Optional[List[RecordedFrame]] = None
         if isinstance(source, (str, os.PathLike)):
@@ -316,19 +321,21 @@ class ReplaySource:
         progress: Optional[ProgressFn] = None,
         stop: Optional[threading.Event] = None,
         total: Optional[int] = None,
+        speed: Optional[float] = None,
         drain_timeout: float = 30.0,
     ) -> ReplayResult:
         """Feed every frame to ``client`` (started offline here if it was not started; a client
         that is connected to a network is refused) and wait until its workers have delivered
         them. ``progress(done, total)`` is called every few frames; setting ``stop`` ends early.
+        ``speed`` overrides this source's speed for this call.
         """
+        speed = self.speed if speed is None else _check_speed(speed)
         start_offline(client)
         result = ReplayResult(client=client)
         feed = _frame_feeder(client)
         started = time.monotonic()
         client.on_open()
         t0: Optional[float] = None
-        wall0 = time.monotonic()
         last_progress = 0.0
         try:
             for frame in self:
@@ -338,8 +345,8 @@ class ReplaySource:
                 if t0 is None:
                     t0 = frame.received_at
                     result.first_received_at = frame.received_at
-                if self.speed > 0:
-                    due = wall0 + (frame.received_at - t0) / self.speed
+                if speed > 0:
+                    due = started + (frame.received_at - t0) / speed
                     wait = due - time.monotonic()
                     if wait > 0:
                         client.on_idle()
@@ -352,7 +359,7 @@ class ReplaySource:
                 result.last_received_at = frame.received_at
                 result.frames += 1
                 kind = feed(frame)
-                if self.speed > 0:
+                if speed > 0:
                     client.on_idle()  # paced: deliver now, as the I/O thread does before waiting
                 if kind is None:
                     result.decode_errors += 1
@@ -373,6 +380,12 @@ class ReplaySource:
         return result
 
 
+def _check_speed(speed: Any) -> float:
+    if not isinstance(speed, (int, float)) or isinstance(speed, bool) or not 0 <= speed < 1e308:
+        raise ValueError(f"speed must be a number >= 0, got {speed!r}")
+    return float(speed)
+
+
 def _wire_id(channel: str, sid: Any) -> Optional[str]:
     if channel in ("v4_markets", "v4_block_height") or sid is None:
         return None
@@ -384,9 +397,10 @@ def start_offline(client: DydxWebSocketClient) -> None:
     client whose connection is running."""
     if client._connection.alive or client.connected:
         raise ValueError("cannot replay into a client that is connected to a network")
-    if client._stopping:
-        raise ValueError("this client was stopped; create a new one")
-    client.start(connect=False)
+    try:
+        client.start(connect=False)
+    except DydxWsError as exc:  # stopped
+        raise ValueError(str(exc)) from None
 
 
 def _frame_feeder(
@@ -440,7 +454,7 @@ def replay(
     source: Union[PathLike, Iterable[RecordedFrame], ReplaySource],
     target: Target,
     *,
-    speed: float = 0.0,
+    speed: Optional[float] = None,
     progress: Optional[ProgressFn] = None,
     stop: Optional[threading.Event] = None,
     workers: int = 1,
@@ -452,20 +466,32 @@ def replay(
     subaccounts can be inspected afterwards — stop it when done), or a callback (every message)
     or a mapping ``channel -> callback``: then a client is made offline, subscribed to every
     topic of the recording, fed, and stopped; ``result.client`` still holds its final state.
+
+    ``speed``: 1 keeps the recorded pace, 2 doubles it, 0 is as fast as possible; None (default)
+    uses the speed of a :class:`ReplaySource` passed in, else 0.
     """
-    src = source if isinstance(source, ReplaySource) else ReplaySource(source, speed=speed)
-    if isinstance(source, ReplaySource):
-        src.speed = float(speed) if speed else src.speed
+    src = source if isinstance(source, ReplaySource) else ReplaySource(source)
     from .client import DydxWebSocketClient
 
+    options: Dict[str, Any] = dict(
+        progress=progress, stop=stop, total=_total(src, progress), speed=speed
+    )
     if isinstance(target, DydxWebSocketClient):
-        return src.play(target, progress=progress, stop=stop, total=_total(src, progress))
-    client = DydxWebSocketClient(url="ws://replay.invalid/v4/ws", workers=workers)
+        return src.play(target, **options)
+    client = offline_client(workers)
     try:
         subscribe_topics(client, src.topics(), target)
-        return src.play(client, progress=progress, stop=stop, total=_total(src, progress))
+        return src.play(client, **options)
     finally:
         client.stop()
+
+
+def offline_client(workers: int = 1) -> DydxWebSocketClient:
+    """A client for replays: it never connects (its URL does not resolve) and runs no drift
+    checks; :meth:`ReplaySource.play` starts its workers."""
+    from .client import DydxWebSocketClient
+
+    return DydxWebSocketClient(url=OFFLINE_URL, workers=workers, check_interval=None)
 
 
 def _total(src: ReplaySource, progress: Optional[ProgressFn]) -> Optional[int]:
@@ -521,7 +547,7 @@ def subscribe_key(
 
 def record(
     url: str,
-    topics: Sequence[Tuple[str, Optional[str]]],
+    topics: Sequence[Key],
     out: Union[PathLike, Recorder],
     *,
     duration: Optional[float] = None,
@@ -533,65 +559,125 @@ def record(
 ) -> int:
     """Record a live feed: connect to ``url``, subscribe to ``topics`` (``(channel, id)`` as on
     the wire; ``id`` None for markets and block height) and store every frame until ``duration``
-    seconds have passed, ``count`` channel frames (``subscribed`` and data) were stored, ``stop``
-    is set, or the server closes. Returns the number of frames written.
+    seconds have passed, ``count`` channel frames (``subscribed`` and data) were stored, or
+    ``stop`` is set. Returns the number of frames written.
 
-    A plain websocket-client connection is used (no reconnect: a recording ends at the first
-    disconnect); ping frames from the server are answered while reading.
-    Raises :class:`~dydx_ws.DydxConnectionError` if the connection cannot be made.
+    The frames are taken from a :class:`~dydx_ws.DydxWebSocketClient` through its raw-frame tap,
+    before decoding, so they are stored exactly as the server sent them; the client's reconnect
+    loop keeps the recording going across disconnects (a reconnect shows up in the file as a new
+    ``connected`` frame followed by fresh ``subscribed`` snapshots, which a replay applies as the
+    live client did). ``on_frame(frame)`` is called on the client's I/O thread after each write.
+    Raises :class:`~dydx_ws.DydxConnectionError` (naming the last connection error) if no
+    connection is made within ``connect_timeout`` seconds; an output file made here is then
+    removed.
     """
-    import websocket
+    from .client import DydxWebSocketClient
 
-    recorder = out if isinstance(out, Recorder) else Recorder(out, url=url, subscriptions=topics)
     owned = not isinstance(out, Recorder)
-    wire = [Topic(c, _wire_id(c, i), False) for c, i in topics]
+    recorder = out if isinstance(out, Recorder) else Recorder(out, url=url, subscriptions=topics)
+    client = DydxWebSocketClient(
+        url=url, workers=1, sslopt=sslopt, connect_timeout=connect_timeout, check_interval=None
+    )
+    tap = _RecordingTap(recorder, count, on_frame)
+    client.add_frame_tap(tap)
+    connected = False
     try:
-        ws = websocket.create_connection(
-            url, timeout=connect_timeout, sslopt=sslopt, skip_utf8_validation=True
-        )
-    except Exception as exc:
-        if owned:
-            recorder.close()
-        raise DydxConnectionError(f"cannot connect to {url}: {exc}") from exc
-    deadline = None if duration is None else time.monotonic() + duration
-    channel_frames = 0
-    written = 0
-    try:
-        for topic in wire:
-            ws.send(topic.subscribe_text())
-        while True:
-            if stop is not None and stop.is_set():
-                break
-            remaining = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
-            if remaining <= 0:
-                break
-            ws.settimeout(remaining)
-            try:
-                opcode, data = ws.recv_data()
-            except websocket.WebSocketTimeoutException:
-                continue
-            except websocket.WebSocketConnectionClosedException:
-                break
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                break
-            if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                continue
-            frame = RecordedFrame(time.time(), _text(data))
-            recorder.write(frame.data, frame.received_at)
-            written += 1
-            if on_frame is not None:
-                on_frame(frame)
-            if _type_and_channel(frame.data)[0] in _DATA_TYPES:
-                channel_frames += 1
-                if count is not None and channel_frames >= count:
-                    break
+        subscribe_topics(client, topics)
+        connected = connect_or_raise(client, connect_timeout)
+        deadline = None if duration is None else time.monotonic() + duration
+        wait_until(tap.done, deadline, stop)
     finally:
-        try:
-            ws.close(timeout=1.0)
-        except Exception:  # best effort: the socket may already be gone
-            log.debug("close failed", exc_info=True)
+        client.stop()  # joins the I/O thread: the tap is not called after this
         if owned:
             recorder.close()
+            if not connected:
+                _remove_quietly(recorder.path)
         else:
             recorder.flush()
-    return written
+    if tap.error is not None:
+        raise tap.error
+    return tap.written
+
+
+class _RecordingTap:
+    """The frame tap of :func:`record` (I/O thread): writes each frame and counts channel frames;
+    once ``count`` of them are stored it sets ``done`` and ignores the frames after."""
+
+    def __init__(
+        self,
+        recorder: Recorder,
+        count: Optional[int],
+        on_frame: Optional[Callable[[RecordedFrame], None]],
+    ) -> None:
+        self.recorder = recorder
+        self.count = count
+        self.on_frame = on_frame
+        self.done = threading.Event()
+        self.error: Optional[Exception] = None  # a failed write ends the recording
+        self.written = 0
+        self.channel_frames = 0
+
+    def __call__(self, data: Any, received_at: float) -> None:
+        if self.done.is_set():
+            return
+        frame = RecordedFrame(received_at, _text(data))
+        try:
+            self.recorder.write(frame.data, frame.received_at)
+        except (OSError, ValueError) as exc:  # disk full, recorder closed: a tap must not raise
+            self.error = exc
+            self.done.set()
+            return
+        self.written += 1
+        if self.on_frame is not None:
+            self.on_frame(frame)
+        if self.count is not None and _type_and_channel(frame.data)[0] in _DATA_TYPES:
+            self.channel_frames += 1
+            if self.channel_frames >= self.count:
+                self.done.set()
+
+
+def connect_or_raise(client: DydxWebSocketClient, timeout: float) -> bool:
+    """Start ``client`` and wait up to ``timeout`` seconds for its connection; True once
+    connected, else :class:`~dydx_ws.DydxConnectionError` naming the URL and the last
+    connection error the client reported."""
+    errors: List[str] = []
+
+    def on_error(event: ErrorEvent) -> None:
+        if event.kind == "connection":
+            exc = event.exception
+            errors.append(f"{type(exc).__name__}: {exc}" if exc is not None else event.message)
+
+    remove = client.on("error", on_error)
+    try:
+        client.start()
+        if client.wait_connected(timeout):
+            return True
+    finally:
+        remove()
+    last = f" ({errors[-1]})" if errors else ""
+    raise DydxConnectionError(
+        f"cannot connect to {client.network.ws_url} within {timeout:g} s{last}"
+    )
+
+
+def wait_until(
+    done: threading.Event,
+    deadline: Optional[float],
+    stop: Optional[threading.Event] = None,
+    tick: Optional[Callable[[], None]] = None,
+    period: float = 0.25,
+) -> None:
+    """Block until ``done`` or ``stop`` is set or the ``time.monotonic()`` ``deadline`` passes,
+    calling ``tick()`` every ``period`` seconds; waits in short slices so that Ctrl-C
+    (``KeyboardInterrupt``) is raised promptly in the main thread."""
+    while not done.is_set() and not (stop is not None and stop.is_set()):
+        remaining = period if deadline is None else min(period, deadline - time.monotonic())
+        if remaining <= 0 or done.wait(remaining):
+            return
+        if tick is not None:
+            tick()
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import threading
 
-from ..client import DydxWebSocketClient
 from ..messages import Message
+from ..orderbook import OrderBook
 from . import common, views
 
 
@@ -39,63 +39,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 @common.command
 def run(args: argparse.Namespace) -> int:
-    ((_, ticker),) = common.parse_channel("v4_orderbook", [args.ticker])
+    keys = common.parse_channel("v4_orderbook", [args.ticker])
+    ticker = keys[0][1]
     assert ticker is not None
-    network = common.resolve_network(args.network)
     out = common.Output(json_mode=args.json)
     done = threading.Event()
-    updates = [0]
+    updates = 0
 
-    def on_book(_msg: Message) -> None:
-        updates[0] += 1
-        if args.count is not None and updates[0] >= args.count:
+    def on_book(_msg: Message) -> None:  # the one worker thread
+        nonlocal updates
+        updates += 1
+        if args.count is not None and updates >= args.count:
             done.set()
 
-    with DydxWebSocketClient(network=network, workers=1) as client:
-        sub = client.subscribe_orderbook(ticker, on_book)
-        common.connect(client, args.connect_timeout)
-        common.wait_subscribed([sub], args.connect_timeout)
+    with common.live_client(args, keys, on_book) as client:
         book = client.order_book(ticker)
         if views.use_rich(args.json):
-            from rich.live import Live
-
-            with Live(views.book_table(book, args.depth), refresh_per_second=4) as live:
-                common.run_until(
-                    done, args.duration, lambda: live.update(views.book_table(book, args.depth))
-                )
-                live.update(views.book_table(book, args.depth))
+            views.show_live(lambda: views.book_table(book, args.depth), done, args.duration)
         else:
-            printer = _Printer(out, book, args.depth, args.interval, args.json)
-            common.run_until(done, args.duration, printer.tick)
-            printer.show()
+
+            def show() -> None:
+                show_ladder(out, book, args.depth)
+
+            common.run_until(done, args.duration, common.Every(args.interval, show).tick)
+            show()
     return common.EXIT_OK
 
 
-class _Printer:
-    def __init__(
-        self, out: common.Output, book: object, depth: int, interval: float, json_mode: bool
-    ) -> None:
-        import time
-
-        self._time = time.monotonic
-        self.out = out
-        self.book = book
-        self.depth = depth
-        self.interval = interval
-        self.json_mode = json_mode
-        self.next = self._time() + interval
-
-    def tick(self) -> None:
-        if self._time() >= self.next:
-            self.next = self._time() + self.interval
-            self.show()
-
-    def show(self) -> None:
-        from ..orderbook import OrderBook
-
-        book = self.book
-        assert isinstance(book, OrderBook)
-        if self.json_mode:
-            self.out.obj(views.book_json(book, self.depth))
-        else:
-            self.out.line("\n".join([*views.book_lines(book, self.depth), ""]))
+def show_ladder(out: common.Output, book: OrderBook, depth: int) -> None:
+    """Print the ladder once: a JSON object with ``--json``, else text and a blank line."""
+    if out.json_mode:
+        out.obj(views.book_json(book, depth))
+    else:
+        out.line("\n".join([*views.book_lines(book, depth), ""]))

@@ -16,18 +16,19 @@ Exit codes (every command):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import os
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, Callable, Dict, List, Optional, TextIO, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, TextIO
 
 from ..client import DydxWebSocketClient
-from ..errors import DydxWsError, SubscriptionError
-from ..events import ErrorEvent
+from ..errors import DydxConnectionError, DydxWsError, SubscriptionError
 from ..messages import (
     BlockHeightMessage,
     CandlesMessage,
@@ -38,7 +39,8 @@ from ..messages import (
     TradesMessage,
 )
 from ..network import Network
-from ..subscriptions import Key, Subscription, Topic
+from ..replay import connect_or_raise, subscribe_key, wait_until
+from ..subscriptions import Key, Subscription
 from ..validation import (
     validate_address,
     validate_resolution,
@@ -47,6 +49,7 @@ from ..validation import (
 )
 
 __all__ = [
+    "CHANNELS",
     "CHANNEL_ALIASES",
     "EXIT_ERROR",
     "EXIT_INTERRUPTED",
@@ -54,16 +57,29 @@ __all__ = [
     "EXIT_SUBSCRIPTION",
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
+    "SHORT",
     "CliError",
+    "Every",
     "Output",
     "add_bounds",
+    "add_channel_arguments",
+    "add_json_option",
     "add_network_options",
     "command",
     "connect",
+    "deadline_after",
     "format_message",
+    "live_client",
     "message_json",
+    "money",
+    "non_negative_float",
     "parse_channel",
+    "positive_float",
+    "positive_int",
     "resolve_network",
+    "run_until",
+    "text_of",
+    "wait_subscribed",
 ]
 
 EXIT_OK = 0
@@ -117,6 +133,14 @@ class CliError(Exception):
 
 
 # -- options ---------------------------------------------------------------------------------------
+def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
+    """``CHANNEL [ID...]`` (``watch``, ``record``)."""
+    parser.add_argument("channel", metavar="CHANNEL", help="channel name or alias")
+    parser.add_argument(
+        "ids", nargs="*", default=[], metavar="ID", help="TICKER, TICKER/RES or ADDRESS/N"
+    )
+
+
 def add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--network",
@@ -126,7 +150,7 @@ def add_network_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--connect-timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="S",
         help="give up (exit 3) if not connected within S seconds (default 10)",
@@ -142,7 +166,7 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
 def add_bounds(parser: argparse.ArgumentParser, *, count: bool = True) -> None:
     parser.add_argument(
         "--duration",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="S",
         help="stop after S seconds (default: until Ctrl-C)",
@@ -150,34 +174,34 @@ def add_bounds(parser: argparse.ArgumentParser, *, count: bool = True) -> None:
     if count:
         parser.add_argument(
             "--count",
-            type=_positive_int,
+            type=positive_int,
             default=None,
             metavar="N",
             help="stop after N messages",
         )
 
 
-def _positive_float(text: str) -> float:
+def positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value != value or value == float("inf"):
+    if not 0 < value < float("inf"):  # also refuses nan
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
 
 
-def _non_negative_float(text: str) -> float:
+def non_negative_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
+    if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
     return value
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -185,11 +209,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
     return value
-
-
-positive_float = _positive_float
-non_negative_float = _non_negative_float
-positive_int = _positive_int
 
 
 def resolve_network(name: str) -> Network:
@@ -209,7 +228,9 @@ def parse_channel(channel: str, ids: List[str]) -> List[Key]:
     name = CHANNEL_ALIASES.get(channel.lower(), channel.lower())
     if name not in CHANNELS:
         known = ", ".join(CHANNELS)
-        raise CliError(f"unknown channel {channel!r}: use one of {known} (or a short alias)", 2)
+        raise CliError(
+            f"unknown channel {channel!r}: use one of {known} (or a short alias)", EXIT_USAGE
+        )
     try:
         if name in ("v4_markets", "v4_block_height"):
             if ids:
@@ -247,64 +268,67 @@ def parse_channel(channel: str, ids: List[str]) -> List[Key]:
         raise CliError(str(exc), EXIT_USAGE) from None
 
 
-def subscribe(
-    client: DydxWebSocketClient, key: Key, callback: Optional[Callable[[Message], Any]]
-) -> Subscription:
-    from ..replay import subscribe_key
-
-    sub: Subscription = subscribe_key(client, key[0], key[1], callback)
-    return sub
-
-
-def label(key: Key) -> str:
-    channel, sid = Topic(key[0], key[1], False).key
-    short = SHORT.get(channel, channel)
-    return short if sid is None or channel == "v4_block_height" else f"{short} {sid}"
-
-
 # -- connecting and waiting -----------------------------------------------------------------------
 def connect(client: DydxWebSocketClient, timeout: float) -> None:
     """Start ``client`` and wait for its connection, or raise ``CliError`` (exit 3) naming the
     URL and the last connection error."""
-    errors: List[str] = []
-
-    def on_error(event: ErrorEvent) -> None:
-        if event.kind == "connection":
-            errors.append(event.message)
-
-    client.on("error", on_error)
-    client.start()
-    if not client.wait_connected(timeout):
-        last = f": {errors[-1].split('; retry in')[0]}" if errors else ""
-        raise CliError(
-            f"cannot connect to {client.network.ws_url} within {timeout:g} s{last}",
-            EXIT_UNREACHABLE,
-        )
+    try:
+        connect_or_raise(client, timeout)
+    except DydxConnectionError as exc:
+        raise CliError(str(exc), EXIT_UNREACHABLE) from None
 
 
 def wait_subscribed(subs: List[Subscription], timeout: float) -> None:
-    """Raise ``CliError`` (exit 4) if the server refused one of the subscriptions."""
+    """Raise ``CliError`` (exit 4) with the server's text if it refused a subscription."""
     deadline = time.monotonic() + timeout
     for sub in subs:
         try:
             sub.wait_subscribed(max(0.0, deadline - time.monotonic()))
         except SubscriptionError as exc:
-            raise CliError(f"subscription {sub.channel} {sub.id or ''} refused: {exc}", 4) from None
-        if sub.error is not None:
-            raise CliError(f"subscription {sub.channel} {sub.id or ''} refused: {sub.error}", 4)
+            raise CliError(f"refused by the server: {exc}", EXIT_SUBSCRIPTION) from None
 
 
-def run_until(done: threading.Event, duration: Optional[float], tick: Callable[[], None]) -> None:
+@contextlib.contextmanager
+def live_client(
+    args: argparse.Namespace, keys: List[Key], callback: Callable[[Message], Any]
+) -> Iterator[DydxWebSocketClient]:
+    """A client on ``--network`` subscribed to ``keys`` (one callback for all), connected within
+    ``--connect-timeout`` with every subscription confirmed (exit 3 / 4 otherwise); stopped, with
+    every thread joined, when the block ends."""
+    network = resolve_network(args.network)
+    with DydxWebSocketClient(network=network, workers=1) as client:
+        subs = [subscribe_key(client, channel, sid, callback) for channel, sid in keys]
+        connect(client, args.connect_timeout)
+        wait_subscribed(subs, args.connect_timeout)
+        yield client
+
+
+def deadline_after(duration: Optional[float]) -> Optional[float]:
+    """The ``time.monotonic()`` deadline of ``--duration`` (None: no limit)."""
+    return None if duration is None else time.monotonic() + duration
+
+
+def run_until(
+    done: threading.Event, duration: Optional[float], tick: Optional[Callable[[], None]] = None
+) -> None:
     """Block until ``done`` is set or ``duration`` seconds have passed, calling ``tick()`` about
     four times a second (Ctrl-C raises ``KeyboardInterrupt`` here, in the main thread)."""
-    deadline = None if duration is None else time.monotonic() + duration
-    while True:
-        remaining = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
-        if remaining <= 0:
-            return
-        if done.wait(remaining):
-            return
-        tick()
+    wait_until(done, deadline_after(duration), tick=tick)
+
+
+class Every:
+    """``tick()`` calls ``fn()`` once every ``interval`` seconds (for :func:`run_until`)."""
+
+    def __init__(self, interval: float, fn: Callable[[], None]) -> None:
+        self.interval = interval
+        self.fn = fn
+        self.next = time.monotonic() + interval
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + self.interval
+            self.fn()
 
 
 def command(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -341,8 +365,6 @@ def _err(text: str) -> None:
 
 def _quiet_stdout() -> None:
     # stdout's reader went away (``| head``): point it at /dev/null so the exit flush is silent.
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -407,13 +429,14 @@ def _t(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S.%f")[:-3] if ts else "--:--:--.---"
 
 
-def _v(value: Any) -> str:
+def text_of(value: Any) -> str:
+    """An enum's value (or any value) as text; ``-`` for None."""
     if value is None:
         return "-"
     return str(getattr(value, "value", value))
 
 
-def _money(value: Optional[Decimal]) -> str:
+def money(value: Optional[Decimal]) -> str:
     return "-" if value is None else f"{value:,.2f}"
 
 
@@ -424,7 +447,7 @@ def format_message(msg: Message) -> str:
     kind = "snapshot" if msg.is_snapshot else "update"
     body = ""
     if isinstance(msg, TradesMessage):
-        parts = [f"{_v(t.side)} {t.size} @ {t.price}" for t in msg.trades[:3]]
+        parts = [f"{text_of(t.side)} {t.size} @ {t.price}" for t in msg.trades[:3]]
         more = f" (+{len(msg.trades) - 3} more)" if len(msg.trades) > 3 else ""
         body = f"{kind} {len(msg.trades)} trade(s): " + ", ".join(parts) + more
     elif isinstance(msg, OrderbookMessage):
@@ -456,13 +479,15 @@ def format_message(msg: Message) -> str:
         bits: List[str] = []
         sub = msg.subaccount
         if sub is not None:
-            bits.append(f"equity {_money(sub.equity)} free {_money(sub.free_collateral)}")
+            bits.append(f"equity {money(sub.equity)} free {money(sub.free_collateral)}")
         for o in msg.orders[:3]:
-            bits.append(f"order {_v(o.side)} {o.size} {o.ticker} @ {o.price} {_v(o.status)}")
+            bits.append(
+                f"order {text_of(o.side)} {o.size} {o.ticker} @ {o.price} {text_of(o.status)}"
+            )
         for f in msg.fills[:3]:
-            bits.append(f"fill {_v(f.side)} {f.size} {f.market or f.ticker} @ {f.price}")
+            bits.append(f"fill {text_of(f.side)} {f.size} {f.market or f.ticker} @ {f.price}")
         for p in msg.perpetual_positions[:3]:
-            bits.append(f"position {p.market} {_v(p.side)} {p.size}")
+            bits.append(f"position {p.market} {text_of(p.side)} {p.size}")
         if msg.transfers:
             bits.append(f"{len(msg.transfers)} transfer(s)")
         if msg.block_height is not None:
@@ -473,11 +498,3 @@ def format_message(msg: Message) -> str:
     else:
         body = msg.type
     return f"{head} {sid + '  ' if sid else ''}{body}"
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def ticker_pair(keys: List[Key]) -> Tuple[str, ...]:
-    return tuple(k[1] for k in keys if k[1] is not None)

@@ -10,7 +10,6 @@ height, account equity and open orders. At the end it prints what was received; 
 from __future__ import annotations
 
 import argparse
-import json
 import threading
 import time
 from collections import deque
@@ -82,53 +81,71 @@ class _State:
 
 @common.command
 def run(args: argparse.Namespace) -> int:
-    markets = [m.strip() for m in args.markets.split(",") if m.strip()]
-    if len(markets) != 2:
-        raise common.CliError("--markets takes exactly two markets, e.g. BTC-USD,ETH-USD", 2)
-    for ticker in markets:
-        common.parse_channel("v4_trades", [ticker])
+    markets = _parse_markets(args.markets)
     try:
         from ..emulator import IndexerEmulator
     except ImportError as exc:  # websockets missing
-        raise common.CliError(f"the emulator needs the 'emulator' extra: {exc}", 1) from None
+        raise common.CliError(f"the emulator needs the 'emulator' extra: {exc}") from None
 
     out = common.Output(json_mode=args.json)
     state = _State()
     started = time.monotonic()
     interrupted = False
-    with IndexerEmulator(markets=markets, seed=args.seed, block_time=args.block_time) as emu:
-        address = emu.demo_address
-        with DydxWebSocketClient(network=emu.network, workers=2) as client:
-            cb = state.on_message
-            for ticker in markets:
-                client.subscribe_trades(ticker, cb)
-                client.subscribe_orderbook(ticker, cb)
-                client.subscribe_candles(ticker, "1MIN", cb)
-            client.subscribe_markets(cb)
-            client.subscribe_subaccount(address, 0, cb)
-            client.subscribe_parent_subaccount(address, 0, cb)
-            client.subscribe_block_height(cb)
-            common.connect(client, 10.0)
-            view = _View(client, state, markets, address, args.duration, started)
-            never = threading.Event()
-            try:
-                if views.use_rich(args.json):
-                    from rich.live import Live
-
-                    with Live(view.render(), refresh_per_second=4, screen=False) as live:
-                        common.run_until(never, args.duration, lambda: live.update(view.render()))
-                        live.update(view.render())
-                else:
-                    printer = _LinePrinter(out, view, args.json)
-                    common.run_until(never, args.duration, printer.tick)
-            except KeyboardInterrupt:
-                interrupted = True
-            stats = client.stats()
+    emulator = IndexerEmulator(markets=markets, seed=args.seed, block_time=args.block_time)
+    with emulator as emu, DydxWebSocketClient(network=emu.network, workers=2) as client:
+        _subscribe_all(client, markets, emu.demo_address, state.on_message)
+        common.connect(client, 10.0)
+        view = _View(client, state, markets, emu.demo_address, args.duration, started)
+        try:
+            _show(view, out, args)
+        except KeyboardInterrupt:  # still print the summary, then exit 130
+            interrupted = True
+        stats = client.stats()
     elapsed = time.monotonic() - started
-    missing = _summary(out, args.json, state, stats, elapsed, interrupted)
+    missing = _summary(out, state, stats, elapsed, interrupted)
     if interrupted:
         return common.EXIT_INTERRUPTED
     return common.EXIT_ERROR if missing else common.EXIT_OK
+
+
+def _parse_markets(text: str) -> List[str]:
+    markets = [m.strip() for m in text.split(",") if m.strip()]
+    if len(markets) != 2:
+        raise common.CliError(
+            "--markets takes exactly two markets, e.g. BTC-USD,ETH-USD", common.EXIT_USAGE
+        )
+    for ticker in markets:
+        common.parse_channel("v4_trades", [ticker])  # validates the ticker (exit 2)
+    return markets
+
+
+def _subscribe_all(
+    client: DydxWebSocketClient, markets: List[str], address: str, callback: Any
+) -> None:
+    """All seven channels: trades, book and 1MIN candles of each market, markets, the account's
+    subaccount 0 and parent subaccount 0, block height."""
+    for ticker in markets:
+        client.subscribe_trades(ticker, callback)
+        client.subscribe_orderbook(ticker, callback)
+        client.subscribe_candles(ticker, "1MIN", callback)
+    client.subscribe_markets(callback)
+    client.subscribe_subaccount(address, 0, callback)
+    client.subscribe_parent_subaccount(address, 0, callback)
+    client.subscribe_block_height(callback)
+
+
+def _show(view: _View, out: common.Output, args: argparse.Namespace) -> None:
+    """Until ``--duration`` (or Ctrl-C): the rich dashboard on a terminal, else a status line a
+    second (nothing with ``--json``: only the summary is printed)."""
+    never = threading.Event()
+    if views.use_rich(args.json):
+        views.show_live(view.render, never, args.duration)
+    elif args.json:
+        common.run_until(never, args.duration)
+    else:
+        common.run_until(
+            never, args.duration, common.Every(1.0, lambda: out.line(view.line())).tick
+        )
 
 
 class _View:
@@ -169,10 +186,10 @@ class _View:
         for ticker in self.markets:
             bid, ask = self.client.order_book(ticker).top()
             trade = last.get(ticker)
-            t = f" last {common._v(trade.side)} {trade.size}@{trade.price}" if trade else ""
+            t = f" last {common.text_of(trade.side)} {trade.size}@{trade.price}" if trade else ""
             parts.append(f"{ticker} {bid.price if bid else '-'}/{ask.price if ask else '-'}{t}")
         acct = self.account()
-        parts.append(f"equity {common._money(acct['equity'])} orders {len(acct['open_orders'])}")
+        parts.append(f"equity {common.money(acct['equity'])} orders {len(acct['open_orders'])}")
         parts.append(f"messages {total}")
         return " | ".join(parts)
 
@@ -201,10 +218,10 @@ class _View:
         for col in ("market", "side", "size", "price", "time"):
             tt.add_column(col, justify="right" if col in ("size", "price") else "left")
         for ticker, tr in trades:
-            color = "green" if common._v(tr.side) == "BUY" else "red"
+            color = "green" if common.text_of(tr.side) == "BUY" else "red"
             tt.add_row(
                 ticker,
-                f"[{color}]{common._v(tr.side)}[/]",
+                f"[{color}]{common.text_of(tr.side)}[/]",
                 f"{tr.size:f}",
                 f"{tr.price:f}",
                 f"{tr.created_at:%H:%M:%S}",
@@ -232,19 +249,21 @@ class _View:
             at.add_row(
                 o.id[:8],
                 o.ticker or "-",
-                common._v(o.side),
+                common.text_of(o.side),
                 f"{o.size}",
                 f"{o.price}",
-                common._v(o.status),
+                common.text_of(o.status),
             )
         money = (
-            f"equity [bold]{common._money(acct['equity'])}[/]  free collateral "
-            f"{common._money(acct['free_collateral'])}  positions "
+            f"equity [bold]{common.money(acct['equity'])}[/]  free collateral "
+            f"{common.money(acct['free_collateral'])}  positions "
             + (
-                ", ".join(f"{p.market} {common._v(p.side)} {p.size}" for p in acct["positions"])
+                ", ".join(
+                    f"{p.market} {common.text_of(p.side)} {p.size}" for p in acct["positions"]
+                )
                 or "none"
             )
-            + f"  parent 0 equity {common._money(acct['parent_equity'])}"
+            + f"  parent 0 equity {common.money(acct['parent_equity'])}"
         )
         nt = Table(title="messages")
         nt.add_column("channel")
@@ -256,25 +275,8 @@ class _View:
         return Panel(Group(books, middle, money, at), title=header, title_align="left")
 
 
-class _LinePrinter:
-    """Without a terminal: one status line a second."""
-
-    def __init__(self, out: common.Output, view: _View, json_mode: bool) -> None:
-        self.out = out
-        self.view = view
-        self.json_mode = json_mode
-        self.next = time.monotonic() + 1.0
-
-    def tick(self) -> None:
-        if self.json_mode or time.monotonic() < self.next:
-            return
-        self.next += 1.0
-        self.out.line(self.view.line())
-
-
 def _summary(
     out: common.Output,
-    json_mode: bool,
     state: _State,
     stats: Dict[str, Any],
     elapsed: float,
@@ -284,7 +286,7 @@ def _summary(
         counts = {c: state.counts.get(c, 0) for c in _CHANNELS}
         height = state.height
     missing = [c for c, n in counts.items() if n == 0]
-    if json_mode:
+    if out.json_mode:
         out.obj(
             {
                 "summary": {
@@ -312,7 +314,3 @@ def _summary(
         lines.append("data received from all seven channels")
     out.line("\n".join(lines))
     return missing
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, default=str)

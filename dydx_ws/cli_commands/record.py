@@ -1,16 +1,18 @@
 """``dydx-ws record --out FILE CHANNEL [ID...]``: store the raw frames of a live feed.
 
 The recording is JSON Lines (gzip when FILE ends in ``.gz``): a header, then one line per frame
-with its receive time; ``dydx-ws replay FILE`` or :func:`dydx_ws.replay.replay` plays it back.
+with its receive time (format: :mod:`dydx_ws.replay`); ``dydx-ws replay FILE`` or
+:func:`dydx_ws.replay.replay` plays it back. Frames come from the client's raw-frame tap, so a
+recording goes on across reconnects.
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
+import os
 
 from ..errors import DydxConnectionError
-from ..replay import RecordedFrame, Recorder, record
+from ..replay import RecordedFrame, record
 from . import common
 
 
@@ -24,8 +26,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ),
     )
     parser.add_argument("--out", "-o", required=True, metavar="FILE", help="output file")
-    parser.add_argument("channel", metavar="CHANNEL", help="channel name or alias")
-    parser.add_argument("ids", nargs="*", metavar="ID", help="ticker, TICKER/RES or ADDRESS/N")
+    common.add_channel_arguments(parser)
     common.add_network_options(parser)
     common.add_bounds(parser)
     parser.set_defaults(func=run)
@@ -36,36 +37,40 @@ def run(args: argparse.Namespace) -> int:
     keys = common.parse_channel(args.channel, args.ids)
     network = common.resolve_network(args.network)
     out = common.Output()
-    try:
-        recorder = Recorder(args.out, url=network.ws_url, subscriptions=keys)
-    except OSError as exc:
-        raise common.CliError(f"cannot write {args.out}: {exc}", common.EXIT_USAGE) from None
     progress = _Progress(out)
     try:
-        with recorder:
-            record(
-                network.ws_url,
-                keys,
-                recorder,
-                duration=args.duration,
-                count=args.count,
-                connect_timeout=args.connect_timeout,
-                on_frame=progress,
-                stop=threading.Event(),
-            )
-    except DydxConnectionError as exc:
+        record(
+            network.ws_url,
+            keys,
+            args.out,
+            duration=args.duration,
+            count=args.count,
+            connect_timeout=args.connect_timeout,
+            on_frame=progress,
+        )
+    except OSError as exc:
+        raise common.CliError(f"cannot write {args.out}: {exc}", common.EXIT_USAGE) from None
+    except DydxConnectionError as exc:  # the file was removed
         raise common.CliError(str(exc), common.EXIT_UNREACHABLE) from None
-    finally:
-        out.error(f"recorded {recorder.frames} frame(s) to {args.out}")
+    except KeyboardInterrupt:  # the file is complete and closed: say what it holds
+        progress.done(args.out)
+        raise
+    progress.done(args.out)
     return common.EXIT_OK
 
 
 class _Progress:
+    """Counts the frames written (on the client's I/O thread) and reports every 500 on stderr."""
+
     def __init__(self, out: common.Output) -> None:
         self.out = out
         self.frames = 0
 
-    def __call__(self, frame: RecordedFrame) -> None:
+    def __call__(self, _frame: RecordedFrame) -> None:
         self.frames += 1
         if self.frames % 500 == 0:
             self.out.error(f"... {self.frames} frame(s)")
+
+    def done(self, path: str) -> None:
+        if os.path.exists(path):  # not when interrupted before the connection was made
+            self.out.error(f"recorded {self.frames} frame(s) to {path}")

@@ -7,11 +7,11 @@ import argparse
 import json
 import sys
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from ..client import DydxWebSocketClient
 from ..messages import Message
-from ..replay import ReplayResult, ReplaySource, subscribe_topics
+from ..replay import ReplayResult, ReplaySource, offline_client, subscribe_topics
 from . import common, views
 
 
@@ -43,52 +43,47 @@ def run(args: argparse.Namespace) -> int:
     try:
         source = ReplaySource(args.file, speed=args.speed)
         topics = source.topics()
-        total = len(source)
     except (OSError, ValueError) as exc:
         raise common.CliError(f"cannot read {args.file}: {exc}", common.EXIT_USAGE) from None
     out = common.Output(json_mode=args.json)
     stop = threading.Event()
-    printed = [0]
+    shown = 0
 
-    def on_message(msg: Message) -> None:
+    def on_message(msg: Message) -> None:  # the one worker thread
+        nonlocal shown
         if stop.is_set():
             return
-        printed[0] += 1
+        shown += 1
         if not args.quiet:
-            emit(msg)
-        if args.count is not None and printed[0] >= args.count:
+            out.message(msg)
+        if args.count is not None and shown >= args.count:
             stop.set()
 
-    emit: Callable[[Message], None] = out.message
-    timer = threading.Timer(args.duration or 0.0, stop.set)
-    timer.daemon = True
-    if args.duration is not None:
-        timer.start()
-    client = DydxWebSocketClient(url="ws://replay.invalid/v4/ws", workers=1)
+    timer = threading.Timer(args.duration, stop.set) if args.duration is not None else None
+    client = offline_client()
     try:
         subscribe_topics(client, topics, on_message)
+        if timer is not None:
+            timer.start()
         if views.use_rich(args.json) and sys.stderr.isatty():
-            result = _play_with_bar(source, client, stop, total, out, args.quiet)
+            result = _play_with_bar(source, client, stop)
         else:
-            result = source.play(client, stop=stop, total=total)
-    except ValueError as exc:
+            result = source.play(client, stop=stop)
+    except ValueError as exc:  # a malformed line further down the file
         raise common.CliError(f"cannot replay {args.file}: {exc}", common.EXIT_USAGE) from None
     finally:
-        timer.cancel()
-        stop.set()
+        if timer is not None:
+            timer.cancel()
+            timer.join()
         client.stop()
-    _summary(out, args.json, result, args.file)
+    _summary(out, result, args.file)
     return common.EXIT_OK
 
 
 def _play_with_bar(
-    source: ReplaySource,
-    client: DydxWebSocketClient,
-    stop: threading.Event,
-    total: int,
-    out: common.Output,
-    quiet: bool,
+    source: ReplaySource, client: DydxWebSocketClient, stop: threading.Event
 ) -> ReplayResult:
+    """Play with a progress bar on stderr (the frames are counted first: one more read)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
@@ -101,6 +96,7 @@ def _play_with_bar(
         console=console,
         transient=True,
     ) as bar:
+        total = len(source)
         task = bar.add_task("replaying", total=total)
 
         def progress(done: int, _total: Optional[int]) -> None:
@@ -109,7 +105,8 @@ def _play_with_bar(
         return source.play(client, progress=progress, stop=stop, total=total)
 
 
-def _summary(out: common.Output, json_mode: bool, result: ReplayResult, path: str) -> None:
+def _summary(out: common.Output, result: ReplayResult, path: str) -> None:
+    """The summary goes to stderr (stdout holds the messages): text, or ``{"summary": ...}``."""
     data: Any = {
         "file": path,
         "frames": result.frames,
@@ -120,7 +117,7 @@ def _summary(out: common.Output, json_mode: bool, result: ReplayResult, path: st
         "elapsed_seconds": round(result.elapsed, 3),
         "interrupted": result.interrupted,
     }
-    if json_mode:
+    if out.json_mode:
         out.error(json.dumps({"summary": data}))
         return
     channels = ", ".join(f"{common.SHORT.get(k, k)} {v}" for k, v in result.per_channel.items())

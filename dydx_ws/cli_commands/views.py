@@ -7,12 +7,15 @@ touches the network: every function takes the state it shows.
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from decimal import Decimal
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 from ..orderbook import OrderBook
+from ..replay import wait_until
 
-__all__ = ["book_json", "book_lines", "book_table", "use_rich"]
+__all__ = ["book_json", "book_lines", "book_table", "show_live", "use_rich"]
 
 
 def use_rich(json_mode: bool = False) -> bool:
@@ -24,6 +27,19 @@ def use_rich(json_mode: bool = False) -> bool:
     except ImportError:
         return False
     return True
+
+
+def show_live(render: Callable[[], Any], done: threading.Event, duration: Optional[float]) -> None:
+    """Redraw ``render()`` in place (rich ``Live``) about four times a second until ``done`` is
+    set or ``duration`` seconds have passed; the last frame is left on the screen."""
+    from rich.live import Live
+
+    deadline = None if duration is None else time.monotonic() + duration
+    with Live(render(), refresh_per_second=4) as live:
+        try:
+            wait_until(done, deadline, tick=lambda: live.update(render()))
+        finally:
+            live.update(render())
 
 
 def _spread_text(book: OrderBook) -> str:

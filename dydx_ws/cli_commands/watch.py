@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import threading
 
-from ..client import DydxWebSocketClient
 from ..messages import Message
 from . import common
 
@@ -25,8 +24,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "'watch subaccounts dydx1.../0', 'watch markets', 'watch block_height'."
         ),
     )
-    parser.add_argument("channel", metavar="CHANNEL", help="channel name or alias")
-    parser.add_argument("ids", nargs="*", metavar="ID", help="ticker, TICKER/RES or ADDRESS/N")
+    common.add_channel_arguments(parser)
     common.add_network_options(parser)
     common.add_json_option(parser)
     common.add_bounds(parser)
@@ -36,31 +34,28 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 @common.command
 def run(args: argparse.Namespace) -> int:
     keys = common.parse_channel(args.channel, args.ids)
-    network = common.resolve_network(args.network)
     out = common.Output(json_mode=args.json)
     done = threading.Event()
     lock = threading.Lock()
-    seen = [0]
+    shown = 0
 
-    def on_message(msg: Message) -> None:
+    def on_message(msg: Message) -> None:  # a worker thread
+        nonlocal shown
         with lock:
             if done.is_set():
-                return
-            seen[0] += 1
-            if args.count is not None and seen[0] >= args.count:
+                return  # --count reached: later messages are not shown
+            shown += 1
+            if args.count is not None and shown >= args.count:
                 done.set()
         out.message(msg)
-        if out.broken.is_set():
+        if out.broken.is_set():  # stdout closed (``| head``)
             done.set()
 
-    with DydxWebSocketClient(network=network, workers=1) as client:
-        subs = [common.subscribe(client, key, on_message) for key in keys]
-        common.connect(client, args.connect_timeout)
-        common.wait_subscribed(subs, args.connect_timeout)
-        common.run_until(done, args.duration, lambda: None)
+    with common.live_client(args, keys, on_message) as client:
+        common.run_until(done, args.duration)
         errors = int(client.stats()["callback_errors"])
     if not args.json and not out.broken.is_set():
-        out.error(f"{seen[0]} message(s)")
+        out.error(f"{shown} message(s)")
     if errors:
         out.error(f"dydx-ws watch: error: {errors} message(s) could not be shown (see the log)")
         return common.EXIT_ERROR

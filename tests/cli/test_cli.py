@@ -198,6 +198,8 @@ def test_unreachable_network_exit_3(command: str, tmp_path: Path) -> None:
     assert r.returncode == 3, (r.stdout, r.stderr)
     assert "cannot connect" in r.stderr and url in r.stderr
     assert "Traceback" not in r.stderr
+    assert not (tmp_path / "x.jsonl").exists()  # no empty recording left behind
+    assert "recorded" not in r.stderr
 
 
 def test_refused_subscription_exit_4(emu) -> None:

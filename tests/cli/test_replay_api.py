@@ -194,3 +194,52 @@ def test_replay_refuses_a_connected_client(recording: Path) -> None:
                 replay(recording, client)
         finally:
             client.stop()
+
+
+def test_record_goes_on_across_a_reconnect(tmp_path: Path) -> None:
+    """record() uses the client's frame tap: a dropped connection is restored and recorded."""
+    path = tmp_path / "reconnect.jsonl.gz"
+    before = _client_threads()
+    with IndexerEmulator(markets=["BTC-USD"], seed=2, block_time=0.1) as emu:
+        dropped, restored = threading.Event(), threading.Event()
+
+        def on_frame(frame: RecordedFrame) -> None:  # the client's I/O thread
+            if not dropped.is_set() and '"channel_data"' in frame.data:
+                dropped.set()  # drop from another thread: this one must keep reading
+                threading.Thread(target=emu.drop_connections, daemon=True).start()
+            elif dropped.is_set() and '"subscribed"' in frame.data:
+                restored.set()  # the snapshot after the reconnect is in the file
+
+        n = record(
+            emu.ws_url, [("v4_block_height", None)], path, duration=30, on_frame=on_frame,
+            stop=restored,
+        )  # fmt: skip
+    assert restored.is_set()
+    types = [json.loads(f.data)["type"] for f in read_frames(path)]
+    assert n == len(types)
+    assert types.count("connected") == 2 and types.count("subscribed") == 2, types
+    heights: List[int] = []
+    replay(path, {"v4_block_height": lambda m: heights.append(m.height)})
+    assert len(heights) == sum(t in ("subscribed", "channel_data") for t in types)
+    assert heights == sorted(heights)
+    assert _client_threads() <= before
+
+
+def test_record_unreachable_leaves_no_file(tmp_path: Path) -> None:
+    import socket
+
+    from dydx_ws import DydxConnectionError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "never.jsonl"
+    with pytest.raises(DydxConnectionError, match="cannot connect"):
+        record(f"ws://127.0.0.1:{port}/v4/ws", [("v4_markets", None)], path, connect_timeout=0.5)
+    assert not path.exists()
+
+
+def test_replay_does_not_change_a_sources_speed() -> None:
+    source = ReplaySource([], speed=2.0)
+    replay(source, lambda m: None, speed=0)
+    assert source.speed == 2.0
