@@ -215,6 +215,30 @@ class DydxWebSocketClient:
     def connected(self) -> bool:
         return self._connection.connected.is_set()
 
+    @property
+    def state(self) -> str:
+        """``"not started"``, ``"connecting"`` (also while reconnecting), ``"connected"`` or
+        ``"stopped"``."""
+        if self._stopping:
+            return "stopped"
+        if not self._started:
+            return "not started"
+        return "connected" if self.connected else "connecting"
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every message queued so far (and every event) has been delivered to the
+        callbacks; True if that happened within ``timeout``. For tests, replays and orderly
+        shutdowns."""
+        self._router.on_idle()
+        keys = [t.key for t in self._registry.topics()] + [Emitter.KEY]
+        done = []
+        for key in keys:
+            event = threading.Event()
+            if self._dispatcher.call_soon(key, event.set):
+                done.append(event)
+        deadline = time.monotonic() + timeout
+        return all(e.wait(max(0.0, deadline - time.monotonic())) for e in done)
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Close the connection and join every thread within ``timeout`` seconds.
 
@@ -451,13 +475,8 @@ class DydxWebSocketClient:
         }
 
     def __repr__(self) -> str:
-        state = "connected" if self.connected else "connecting"
-        if self._stopping:
-            state = "stopped"
-        elif not self._started:
-            state = "not started"
         return (
-            f"<DydxWebSocketClient {self.network.name} {state}, "
+            f"<DydxWebSocketClient {self.network.name} {self.state}, "
             f"{len(self._registry)} subscriptions>"
         )
 

@@ -108,7 +108,7 @@ def stop_all(timeout: float = 5.0) -> int:
         clients = list(_all)
     stopped = 0
     for c in clients:
-        if not getattr(c, "_stopping", False):
+        if c.state != "stopped":
             c.stop(timeout)
             stopped += 1
     return stopped
@@ -128,15 +128,8 @@ def status_html(client: DydxWebSocketClient) -> str:
     """An HTML status card: network, connection state, subscriptions (state, messages, age),
     counters and queue depth. Reads only ``client.stats()`` and public attributes."""
     stats: Dict[str, Any] = client.stats()
-    r = repr(client)
-    if "stopped" in r:
-        state, color = "stopped", "#888"
-    elif stats.get("connected"):
-        state, color = "connected", "#1a7f37"
-    elif "not started" in r:
-        state, color = "not started", "#888"
-    else:
-        state, color = "connecting", "#b35900"
+    state = client.state
+    color = {"connected": "#1a7f37", "connecting": "#b35900"}.get(state, "#888")
     esc = html.escape
     rows: List[str] = []
     for name, sub in sorted(stats.get("subscriptions", {}).items()):

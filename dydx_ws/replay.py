@@ -395,7 +395,7 @@ def _wire_id(channel: str, sid: Any) -> Optional[str]:
 def start_offline(client: DydxWebSocketClient) -> None:
     """Start ``client``'s workers without its I/O thread (for replays): idempotent; refuses a
     client whose connection is running."""
-    if client._connection.alive or client.connected:
+    if client.state in ("connecting", "connected"):
         raise ValueError("cannot replay into a client that is connected to a network")
     try:
         client.start(connect=False)
@@ -409,19 +409,16 @@ def _frame_feeder(
     """The function that hands one recorded frame to the client's I/O entry point (with its
     recorded receive time) and returns the frame's ``(type, channel)`` (None if it does not
     decode)."""
-    counters = client._counters
 
     def feed(frame: RecordedFrame) -> Optional[Tuple[str, Optional[str]]]:
-        errors = counters.get("decode_errors", 0)
-        client.on_frame(frame.data, received_at=frame.received_at)
-        if counters.get("decode_errors", 0) != errors:
-            return None
-        return _type_and_channel(frame.data)
+        msg = client.on_frame(frame.data, received_at=frame.received_at)
+        return None if msg is None else (msg.type, msg.channel)
 
     return feed
 
 
 def _type_and_channel(data: str) -> Tuple[str, Optional[str]]:
+    """``(type, channel)`` of a raw frame without decoding its contents ("" if not JSON)."""
     try:
         obj = json.loads(data)
     except ValueError:
@@ -433,18 +430,8 @@ def _type_and_channel(data: str) -> Tuple[str, Optional[str]]:
 
 
 def drain(client: DydxWebSocketClient, timeout: float = 30.0) -> bool:
-    """Wait until every message queued so far for ``client``'s subscriptions (and its events) has
-    been delivered; True if done within ``timeout``."""
-    client.on_idle()
-    keys: List[Any] = [t.key for t in client._registry.topics()]
-    keys.append(("__events__", None))
-    events = []
-    for key in keys:
-        done = threading.Event()
-        if client._dispatcher.call_soon(key, done.set):
-            events.append(done)
-    deadline = time.monotonic() + timeout
-    return all(e.wait(max(0.0, deadline - time.monotonic())) for e in events)
+    """Wait until everything queued for ``client`` has been delivered (``client.drain``)."""
+    return client.drain(timeout)
 
 
 Target = Union["DydxWebSocketClient", MessageCallback, Mapping[str, MessageCallback]]

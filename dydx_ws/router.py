@@ -142,8 +142,9 @@ class Router:
             self._maybe_report_restored(now)
 
     # -- frames (I/O thread, or a replay) ----------------------------------------------------
-    def on_frame(self, data: Any, received_at: Optional[float] = None) -> None:
-        """One raw frame in: decode, match, dispatch."""
+    def on_frame(self, data: Any, received_at: Optional[float] = None) -> Optional[Message]:
+        """One raw frame in: decode, match, dispatch. Returns the decoded message (None if the
+        frame could not be decoded: that is counted and reported)."""
         self._counters["frames"] += 1
         if received_at is None:
             received_at = time.time()
@@ -154,12 +155,12 @@ class Router:
         except DecodeError as exc:
             self._counters["decode_errors"] += 1
             self._emitter.error("decode", str(exc), channel=exc.channel, exception=exc, raw=data)
-            return
+            return None
         except Exception as exc:  # a bug of ours must not end the session: report it
             self._counters["decode_errors"] += 1
             log.exception("unexpected error decoding a frame")
             self._emitter.error("decode", f"internal error: {exc!r}", exception=exc, raw=data)
-            return
+            return None
         mtype = msg.type
         if mtype == "channel_data" or mtype == "channel_batch_data":
             self._route(msg)
@@ -171,6 +172,7 @@ class Router:
             self.connection_id = msg.connection_id
         elif not isinstance(msg, UnsubscribedMessage):
             self._emitter.error("decode", f"unknown message type {mtype!r}", raw=data)
+        return msg
 
     def _route(self, msg: Message) -> None:
         channel = msg.channel or ""
