@@ -481,6 +481,35 @@ class MarketSimulator:
         contents = {"orders": [sub.ws_order(order)], "blockHeight": str(self.height)}
         self._publish_sub(sub.number, contents, out)
 
+    def _new_order(
+        self,
+        sub: Subaccount,
+        state: MarketState,
+        buy: bool,
+        steps: int,
+        price_ticks: int,
+        **terms: Any,
+    ) -> DemoOrder:
+        """A new demo order of ``sub`` (registered with it), stamped with the current block."""
+        self._client_id += 1
+        order = DemoOrder(
+            order_id=stable_uuid("order", sub.address, sub.number, self._client_id),
+            client_id=self._client_id,
+            subaccount_number=sub.number,
+            ticker=state.spec.ticker,
+            clob_pair_id=state.spec.clob_pair_id,
+            side="BUY" if buy else "SELL",
+            size=state.spec.size_dec(steps),
+            price=state.spec.price_dec(price_ticks),
+            created_height=self.height,
+            created_at=self.time,
+            updated_at=self.time,
+            updated_height=self.height,
+            **terms,
+        )
+        sub.orders[order.order_id] = order
+        return order
+
     def _demo_place(self, sub: Subaccount, state: MarketState, out: List[Publication]) -> None:
         rng = self.rng
         book = state.book
@@ -493,25 +522,16 @@ class MarketSimulator:
         if price <= 0:
             return
         steps = rng.randint(1, 10)
-        self._client_id += 1
-        order = DemoOrder(
-            order_id=stable_uuid("order", sub.address, sub.number, self._client_id),
-            client_id=self._client_id,
-            subaccount_number=sub.number,
-            ticker=state.spec.ticker,
-            clob_pair_id=state.spec.clob_pair_id,
-            side="BUY" if buy else "SELL",
-            size=state.spec.size_dec(steps),
-            price=state.spec.price_dec(price),
+        order = self._new_order(
+            sub,
+            state,
+            buy,
+            steps,
+            price,
             time_in_force="GTT",
             order_flags="64",
-            created_height=self.height,
-            created_at=self.time,
             good_til_block_time=iso(self.time + 3600),
-            updated_at=self.time,
-            updated_height=self.height,
         )
-        sub.orders[order.order_id] = order
         out.append(
             self._level_pub(
                 state, self._place(state, side, price, steps, sub.number, order.order_id)
@@ -540,25 +560,16 @@ class MarketSimulator:
         if best is None:
             return
         steps = rng.randint(1, 8)
-        self._client_id += 1
-        order = DemoOrder(
-            order_id=stable_uuid("order", sub.address, sub.number, self._client_id),
-            client_id=self._client_id,
-            subaccount_number=sub.number,
-            ticker=state.spec.ticker,
-            clob_pair_id=state.spec.clob_pair_id,
-            side="BUY" if buy else "SELL",
-            size=state.spec.size_dec(steps),
-            price=state.spec.price_dec(best + 5 if buy else max(best - 5, 1)),
+        order = self._new_order(
+            sub,
+            state,
+            buy,
+            steps,
+            best + 5 if buy else max(best - 5, 1),
             time_in_force="IOC",
             order_flags="0",
-            created_height=self.height,
-            created_at=self.time,
             good_til_block=self.height + 20,
-            updated_at=self.time,
-            updated_height=self.height,
         )
-        sub.orders[order.order_id] = order
         filled = self._take(state, order.side, steps, 2, (sub.number, order), out, trades)
         if filled < steps:
             order.status = "BEST_EFFORT_CANCELED"

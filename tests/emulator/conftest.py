@@ -3,10 +3,10 @@
 The clients here are plain ``websocket-client`` connections and ``requests`` sessions, never the
 SDK's own client, so the emulator is checked against protocol.md and not against our decoder.
 """
+
 from __future__ import annotations
 
 import json
-import os
 import struct
 import threading
 import time
@@ -14,27 +14,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import pytest
 import websocket
+from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
 
 T = TypeVar("T")
 FAST = dict(block_time=0.05, batch_interval=0.1, warmup_blocks=60, close_timeout=0.5)
-
-
-def wait_until(cond: Callable[[], T], timeout: float = 5.0, interval: float = 0.01) -> T:
-    """Poll ``cond`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 def emulator_threads() -> List[threading.Thread]:
@@ -68,8 +53,9 @@ class Raw:
         message: Dict[str, Any] = json.loads(self.recv_text(timeout))
         return message
 
-    def recv_until(self, pred: Callable[[Dict[str, Any]], bool],
-                   timeout: float = 5.0) -> Dict[str, Any]:
+    def recv_until(
+        self, pred: Callable[[Dict[str, Any]], bool], timeout: float = 5.0
+    ) -> Dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()

@@ -1,20 +1,26 @@
 """Snapshot-then-stream, batching (global flush, grouping), snapshot delay, channel contents."""
+
 from __future__ import annotations
 
 import json
 from typing import Any, Callable, Dict, List
 
 import pytest
+from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
 
-from .conftest import Raw, StreamBook, wait_until
+from .conftest import Raw, StreamBook
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def collect_until_height(raw: Raw, stop: Callable[[Dict[str, Any]], bool],
-                         on: Callable[[Dict[str, Any]], None], timeout: float = 15) -> None:
+def collect_until_height(
+    raw: Raw,
+    stop: Callable[[Dict[str, Any]], bool],
+    on: Callable[[Dict[str, Any]], None],
+    timeout: float = 15,
+) -> None:
     raw.recv_until(lambda m: (on(m), stop(m))[1], timeout)
 
 
@@ -24,13 +30,15 @@ def settle(emu: IndexerEmulator, raw: Raw, book: StreamBook, ticker: str) -> Non
     emu.flush()
     conn_id = emu.subscriptions()[0][0]
     emu.send_raw(json.dumps({"type": "marker", "connection_id": conn_id}))
-    raw.recv_until(lambda m: (book.apply(m) if m.get("id") == ticker else None,
-                              m["type"] == "marker")[1], 10)
+    raw.recv_until(
+        lambda m: (book.apply(m) if m.get("id") == ticker else None, m["type"] == "marker")[1], 10
+    )
 
 
 @pytest.mark.parametrize("batched", [False, True])
-def test_stream_rebuilds_the_rest_book(make_emu: Callable[..., IndexerEmulator],
-                                       raw_clients: Callable[[str], Raw], batched: bool) -> None:
+def test_stream_rebuilds_the_rest_book(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw], batched: bool
+) -> None:
     emu = make_emu(block_time=0.02)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -54,8 +62,9 @@ def test_stream_rebuilds_the_rest_book(make_emu: Callable[..., IndexerEmulator],
     assert book.as_rest() == rest
 
 
-def test_snapshot_is_the_rest_book_and_sorted(emu: IndexerEmulator,
-                                              client: Callable[..., Raw]) -> None:
+def test_snapshot_is_the_rest_book_and_sorted(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     emu.pause()
     raw = client()
     raw.connected()
@@ -69,8 +78,9 @@ def test_snapshot_is_the_rest_book_and_sorted(emu: IndexerEmulator,
     assert all(level["size"] != "0" for level in contents["bids"] + contents["asks"])
 
 
-def test_batched_subscribers_only_get_batches(emu: IndexerEmulator,
-                                              client: Callable[..., Raw]) -> None:
+def test_batched_subscribers_only_get_batches(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     raw.connected()
     raw.send({"type": "subscribe", "channel": "v4_orderbook", "id": "BTC-USD", "batched": 1})
@@ -87,8 +97,9 @@ def test_batched_subscribers_only_get_batches(emu: IndexerEmulator,
             assert all(len(c) == 1 for c in message["contents"])
 
 
-def test_batches_are_grouped_by_child_subaccount(make_emu: Callable[..., IndexerEmulator],
-                                                 raw_clients: Callable[[str], Raw]) -> None:
+def test_batches_are_grouped_by_child_subaccount(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(block_time=0.02, batch_interval=0.3)
     topic = f"{emu.demo_address}/0"
     plain, batched = raw_clients(emu.ws_url), raw_clients(emu.ws_url)
@@ -96,8 +107,9 @@ def test_batches_are_grouped_by_child_subaccount(make_emu: Callable[..., Indexer
     batched.connected()
     emu.pause()
     plain.send({"type": "subscribe", "channel": "v4_parent_subaccounts", "id": topic})
-    batched.send({"type": "subscribe", "channel": "v4_parent_subaccounts", "id": topic,
-                  "batched": True})
+    batched.send(
+        {"type": "subscribe", "channel": "v4_parent_subaccounts", "id": topic, "batched": True}
+    )
     plain.recv_type("subscribed")
     batched.recv_type("subscribed")
     emu.advance(150)
@@ -128,8 +140,9 @@ def test_batches_are_grouped_by_child_subaccount(make_emu: Callable[..., Indexer
         assert list(message)[-1] == "subaccountNumber"
 
 
-def test_batch_groups_by_version_then_subaccount(emu: IndexerEmulator,
-                                                 client: Callable[..., Raw]) -> None:
+def test_batch_groups_by_version_then_subaccount(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     raw.connected()
     emu.pause()
@@ -140,8 +153,12 @@ def test_batch_groups_by_version_then_subaccount(emu: IndexerEmulator,
     def inject() -> None:
         key = ("v4_trades", "ETH-USD")
         socks.seq += 1
-        items = [("2.1.0", '{"n":1}', None), ("9.9.9", '{"n":2}', None),
-                 ("2.1.0", '{"n":3}', 1), ("2.1.0", '{"n":4}', None)]
+        items = [
+            ("2.1.0", '{"n":1}', None),
+            ("9.9.9", '{"n":2}', None),
+            ("2.1.0", '{"n":3}', 1),
+            ("2.1.0", '{"n":4}', None),
+        ]
         for version, contents, number in items:
             socks.seq += 1
             socks.buffer.setdefault(key, []).append((socks.seq, version, contents, number))
@@ -185,8 +202,9 @@ def test_snapshot_delay_reorders_ids_and_drops_data_of_the_window(
     assert first_height > delivered_after - 1
 
 
-def test_markets_channel_oracle_and_trading_diffs(make_emu: Callable[..., IndexerEmulator],
-                                                  raw_clients: Callable[[str], Raw]) -> None:
+def test_markets_channel_oracle_and_trading_diffs(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(trading_interval=0.2)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -209,8 +227,18 @@ def test_candles_snapshot_and_updates(emu: IndexerEmulator, client: Callable[...
     candles = raw.recv_type("subscribed")["contents"]["candles"]
     assert candles and candles[0]["startedAt"] >= candles[-1]["startedAt"]
     assert list(candles[0]) == [
-        "startedAt", "ticker", "resolution", "low", "high", "open", "close", "baseTokenVolume",
-        "usdVolume", "trades", "startingOpenInterest", "orderbookMidPriceOpen",
+        "startedAt",
+        "ticker",
+        "resolution",
+        "low",
+        "high",
+        "open",
+        "close",
+        "baseTokenVolume",
+        "usdVolume",
+        "trades",
+        "startingOpenInterest",
+        "orderbookMidPriceOpen",
         "orderbookMidPriceClose",
     ]
     update = raw.recv_type("channel_data", timeout=10)["contents"]
@@ -218,8 +246,9 @@ def test_candles_snapshot_and_updates(emu: IndexerEmulator, client: Callable[...
     assert isinstance(update["trades"], int)
 
 
-def test_subaccount_stream_has_lifecycles(make_emu: Callable[..., IndexerEmulator],
-                                          raw_clients: Callable[[str], Raw]) -> None:
+def test_subaccount_stream_has_lifecycles(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(block_time=0.01)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -235,8 +264,9 @@ def test_subaccount_stream_has_lifecycles(make_emu: Callable[..., IndexerEmulato
             seen[key] = seen.get(key, 0) + 1
         for order in m.get("contents", {}).get("orders", []):
             statuses.add(order["status"])
-        return {"fills", "orders", "perpetualPositions", "assetPositions",
-                "transfers"} <= set(seen) and {"OPEN", "FILLED"} <= statuses
+        return {"fills", "orders", "perpetualPositions", "assetPositions", "transfers"} <= set(
+            seen
+        ) and {"OPEN", "FILLED"} <= statuses
 
     raw.recv_until(on, 30)
     assert "blockHeight" in seen

@@ -1,4 +1,5 @@
 """Heartbeat, close codes and the connection-level faults (stall, drop, reject, raw frames)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,16 +8,18 @@ from typing import Callable
 
 import pytest
 import websocket
+from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
 
-from .conftest import Raw, wait_until
+from .conftest import Raw
 
 pytestmark = pytest.mark.timeout(60)
 
 
-def test_server_sends_empty_ping_frames(make_emu: Callable[..., IndexerEmulator],
-                                        raw_clients: Callable[[str], Raw]) -> None:
+def test_server_sends_empty_ping_frames(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(heartbeat_interval=0.2, heartbeat_timeout=1.0)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -53,8 +56,9 @@ def test_no_pong_closes_with_1011(make_emu: Callable[..., IndexerEmulator]) -> N
         raw.close()
 
 
-def test_answering_pings_keeps_the_connection(make_emu: Callable[..., IndexerEmulator],
-                                              raw_clients: Callable[[str], Raw]) -> None:
+def test_answering_pings_keeps_the_connection(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(heartbeat_interval=0.1, heartbeat_timeout=0.1)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -84,8 +88,9 @@ def test_stop_closes_with_1012(emu: IndexerEmulator, client: Callable[..., Raw])
 
 
 @pytest.mark.parametrize("code", [1011, 1001, 4000])
-def test_drop_connections_with_code(emu: IndexerEmulator, client: Callable[..., Raw],
-                                    code: int) -> None:
+def test_drop_connections_with_code(
+    emu: IndexerEmulator, client: Callable[..., Raw], code: int
+) -> None:
     first, second = client(), client()
     first.connected()
     second.connected()
@@ -97,8 +102,9 @@ def test_drop_connections_with_code(emu: IndexerEmulator, client: Callable[..., 
     assert third.connected()["message_id"] == 0
 
 
-def test_drop_connections_abort_sends_no_close_frame(emu: IndexerEmulator,
-                                                     client: Callable[..., Raw]) -> None:
+def test_drop_connections_abort_sends_no_close_frame(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     raw.connected()
     emu.drop_connections(code=None)
@@ -134,8 +140,9 @@ def test_send_raw_reaches_every_client(emu: IndexerEmulator, client: Callable[..
         assert raw.recv_text() == "}{ not json"
 
 
-def test_stall_stops_data_and_pongs_then_resumes(make_emu: Callable[..., IndexerEmulator],
-                                                 raw_clients: Callable[[str], Raw]) -> None:
+def test_stall_stops_data_and_pongs_then_resumes(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(block_time=0.02)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -170,8 +177,9 @@ def test_stall_stops_data_and_pongs_then_resumes(make_emu: Callable[..., Indexer
     raw.recv_type("channel_data", timeout=5)
 
 
-def test_stall_does_not_trip_the_heartbeat(make_emu: Callable[..., IndexerEmulator],
-                                           raw_clients: Callable[[str], Raw]) -> None:
+def test_stall_does_not_trip_the_heartbeat(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(heartbeat_interval=0.1, heartbeat_timeout=0.2)
     raw = raw_clients(emu.ws_url)
     raw.connected()

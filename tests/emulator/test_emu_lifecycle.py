@@ -1,4 +1,5 @@
 """Start-up latency, clean shutdown (no thread or socket left), idempotency, the CLI."""
+
 from __future__ import annotations
 
 import os
@@ -12,11 +13,12 @@ from typing import Any, Callable, List
 
 import pytest
 import requests
+from waiting import fd_count, wait_until
 
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.network import Network
 
-from .conftest import FAST, Raw, emulator_threads, fd_count, wait_until
+from .conftest import FAST, Raw, emulator_threads
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,7 +119,11 @@ def test_cli_serves_until_interrupted() -> None:
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", script, "emulator", "--port", "0", "--block-time", "0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=str(ROOT),
     )
     try:
         assert proc.stdout is not None

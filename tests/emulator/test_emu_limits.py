@@ -1,4 +1,5 @@
 """Rate limits (invalid messages, subscribes) and per-connection channel limits (§4.3, §4.4)."""
+
 from __future__ import annotations
 
 import time
@@ -53,8 +54,9 @@ def test_validation_rows_5_to_7_are_not_rate_limited(client: Callable[..., Raw])
     assert raw.recv_type("subscribed")["message_id"] == 1
 
 
-def test_invalid_window_expires(make_emu: Callable[..., IndexerEmulator],
-                                raw_clients: Callable[[str], Raw]) -> None:
+def test_invalid_window_expires(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(invalid_window=0.2)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -70,8 +72,9 @@ def test_invalid_window_expires(make_emu: Callable[..., IndexerEmulator],
     assert raw.recv_type("subscribed")
 
 
-def test_rate_limit_can_be_disabled(make_emu: Callable[..., IndexerEmulator],
-                                    raw_clients: Callable[[str], Raw]) -> None:
+def test_rate_limit_can_be_disabled(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(rate_limit_enabled=False)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -89,11 +92,14 @@ def test_third_subscribe_to_the_same_topic_closes(client: Callable[..., Raw]) ->
         raw.send({"type": "subscribe", "channel": "v4_trades", "id": "BTC-USD"})
     first, second, third = drain_types(raw, 3)
     assert first["type"] == "subscribed" and first["message_id"] == 1
-    assert second["message"] == ("Invalid subscribe message: already subscribed "
-                                 "(v4_trades-BTC-USD)")
+    assert second["message"] == (
+        "Invalid subscribe message: already subscribed (v4_trades-BTC-USD)"
+    )
     assert second["message_id"] == 2
-    assert third["message"] == ("Too many subscribe attempts for channel v4_trades-BTC-USD. "
-                                "Please  reconnect and try again.")
+    assert third["message"] == (
+        "Too many subscribe attempts for channel v4_trades-BTC-USD. "
+        "Please  reconnect and try again."
+    )
     assert third["message_id"] == 3
     assert list(third) == ["type", "message", "connection_id", "message_id"]
     assert raw.expect_close() == (1008, RATE_LIMITED)
@@ -110,10 +116,16 @@ def test_subscribe_limit_is_keyed_by_normalised_id_and_ignores_unsubscribes(
     raw.send({"type": "unsubscribe", "channel": "v4_block_height"})
     raw.send({"type": "subscribe", "channel": "v4_block_height"})
     messages = drain_types(raw, 5)
-    assert [m["type"] for m in messages] == ["subscribed", "unsubscribed", "subscribed",
-                                             "unsubscribed", "error"]
+    assert [m["type"] for m in messages] == [
+        "subscribed",
+        "unsubscribed",
+        "subscribed",
+        "unsubscribed",
+        "error",
+    ]
     assert messages[-1]["message"].startswith(
-        "Too many subscribe attempts for channel v4_block_height-v4_block_height.")
+        "Too many subscribe attempts for channel v4_block_height-v4_block_height."
+    )
     assert raw.expect_close()[0] == 1008
 
 
@@ -137,7 +149,8 @@ def test_per_connection_channel_limit_keeps_the_connection(client: Callable[...,
     assert sum(m["type"] == "subscribed" for m in messages) == 32
     error = messages[-1]
     assert error["message"] == (
-        "Per-connection subscription limit reached for v4_markets (limit=32).")
+        "Per-connection subscription limit reached for v4_markets (limit=32)."
+    )
     assert error["message_id"] == 33
     raw.send({"type": "subscribe", "channel": "v4_trades", "id": "ETH-USD"})
     assert raw.recv_type("subscribed", channel="v4_trades")["message_id"] == 34
@@ -152,7 +165,8 @@ def test_subaccount_limit_is_256(client: Callable[..., Raw]) -> None:
     messages = drain_types(raw, 257)
     assert sum(m["type"] == "subscribed" for m in messages) == 256
     assert messages[-1]["message"] == (
-        "Per-connection subscription limit reached for v4_subaccounts (limit=256).")
+        "Per-connection subscription limit reached for v4_subaccounts (limit=256)."
+    )
 
 
 def test_block_height_limit_beats_already_subscribed(client: Callable[..., Raw]) -> None:
@@ -163,12 +177,14 @@ def test_block_height_limit_beats_already_subscribed(client: Callable[..., Raw])
     raw.send({"type": "subscribe", "channel": "v4_block_height"})
     error = raw.recv_type("error")
     assert error["message"] == (
-        "Per-connection subscription limit reached for v4_block_height (limit=1).")
+        "Per-connection subscription limit reached for v4_block_height (limit=1)."
+    )
     assert "channel" not in error
 
 
-def test_in_flight_subscribes_count_toward_the_limit(make_emu: Callable[..., IndexerEmulator],
-                                                     raw_clients: Callable[[str], Raw]) -> None:
+def test_in_flight_subscribes_count_toward_the_limit(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(snapshot_delay=0.4)
     raw = raw_clients(emu.ws_url)
     raw.connected()
@@ -180,8 +196,9 @@ def test_in_flight_subscribes_count_toward_the_limit(make_emu: Callable[..., Ind
     assert second["type"] == "subscribed" and second["message_id"] == 1
 
 
-def test_channel_limits_are_configurable(make_emu: Callable[..., IndexerEmulator],
-                                         raw_clients: Callable[[str], Raw]) -> None:
+def test_channel_limits_are_configurable(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(channel_limits={"v4_trades": 1})
     raw = raw_clients(emu.ws_url)
     raw.connected()

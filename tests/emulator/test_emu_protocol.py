@@ -1,4 +1,5 @@
 """Conversation tests pinning protocol.md §1.3-§1.5 and every row of the §2.4 validation table."""
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,10 @@ def error_of(raw: Raw, payload: Any) -> Dict[str, Any]:
         # JSON.parse rejects the NaN/Infinity literals that Python's json module accepts
         ("NaN", "Invalid message: could not parse"),
         ('{"type":NaN}', "Invalid message: could not parse"),
-        ('{"type":"subscribe","channel":"v4_markets","batched":-Infinity}',
-         "Invalid message: could not parse"),
+        (
+            '{"type":"subscribe","channel":"v4_markets","batched":-Infinity}',
+            "Invalid message: could not parse",
+        ),
         ("null", "Internal error"),
         ("{}", "Invalid message: type is required"),
         ('{"type":""}', "Invalid message: type is required"),
@@ -139,8 +142,9 @@ def test_number_quirks_pass_socks_but_fail_the_fetch(
     assert message["channel"] == "v4_subaccounts" and message["id"] == sub_id
 
 
-def test_row11_internal_error_and_row11b_blocked(emu: IndexerEmulator,
-                                                 client: Callable[..., Raw]) -> None:
+def test_row11_internal_error_and_row11b_blocked(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     raw.connected()
     emu.fail_subscriptions(1, status=500)
@@ -200,11 +204,22 @@ def test_subscribed_key_orders_and_id_normalisation(client: Callable[..., Raw]) 
         message = json.loads(text)
         if message["type"] == "subscribed":
             texts[message["channel"]] = text
-    assert keys(texts["v4_markets"]) == ["type", "connection_id", "message_id", "channel",
-                                         "contents"]
+    assert keys(texts["v4_markets"]) == [
+        "type",
+        "connection_id",
+        "message_id",
+        "channel",
+        "contents",
+    ]
     height = json.loads(texts["v4_block_height"])
-    assert keys(texts["v4_block_height"]) == ["type", "connection_id", "message_id", "channel",
-                                              "id", "contents"]
+    assert keys(texts["v4_block_height"]) == [
+        "type",
+        "connection_id",
+        "message_id",
+        "channel",
+        "id",
+        "contents",
+    ]
     assert height["id"] == "v4_block_height"
     assert list(height["contents"]) == ["height", "time"]
     book = json.loads(texts["v4_orderbook"])
@@ -212,8 +227,9 @@ def test_subscribed_key_orders_and_id_normalisation(client: Callable[..., Raw]) 
     assert [m for m in (json.loads(t)["message_id"] for t in texts.values())] == [1, 2, 3]
 
 
-def test_markets_with_an_id_is_registered_under_it(emu: IndexerEmulator,
-                                                   client: Callable[..., Raw]) -> None:
+def test_markets_with_an_id_is_registered_under_it(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     conn_id = raw.connected()["connection_id"]
     raw.send({"type": "subscribe", "channel": "v4_markets", "id": "foo"})
@@ -222,8 +238,9 @@ def test_markets_with_an_id_is_registered_under_it(emu: IndexerEmulator,
     assert (conn_id, "v4_markets", "foo") in emu.subscriptions()
 
 
-def test_channel_data_key_orders_and_versions(emu: IndexerEmulator,
-                                              client: Callable[..., Raw]) -> None:
+def test_channel_data_key_orders_and_versions(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     raw.connected()
     subs = [
@@ -237,9 +254,15 @@ def test_channel_data_key_orders_and_versions(emu: IndexerEmulator,
     ]
     for sub in subs:
         raw.send(sub)
-    versions = {"v4_orderbook": "1.0.0", "v4_subaccounts": "3.0.0",
-                "v4_parent_subaccounts": "3.0.0", "v4_trades": "2.1.0", "v4_markets": "1.0.0",
-                "v4_candles": "1.0.0", "v4_block_height": "1.0.0"}
+    versions = {
+        "v4_orderbook": "1.0.0",
+        "v4_subaccounts": "3.0.0",
+        "v4_parent_subaccounts": "3.0.0",
+        "v4_trades": "2.1.0",
+        "v4_markets": "1.0.0",
+        "v4_candles": "1.0.0",
+        "v4_block_height": "1.0.0",
+    }
     seen: Dict[str, str] = {}
     last_id = 0
     while len(seen) < len(subs):
@@ -292,9 +315,9 @@ def test_unsubscribe_semantics(emu: IndexerEmulator, client: Callable[..., Raw])
     assert raw.quiet(0.3)
 
 
-def test_row13_handler_exception_is_internal_error(emu: IndexerEmulator,
-                                                   client: Callable[..., Raw],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_row13_handler_exception_is_internal_error(
+    emu: IndexerEmulator, client: Callable[..., Raw], monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = client()
     raw.connected()
 

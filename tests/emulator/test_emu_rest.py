@@ -1,4 +1,5 @@
 """The comlink subset over real HTTP with ``requests``: paths, shapes, errors, 429, keep-alive."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,9 @@ def http(emu: IndexerEmulator) -> Iterator[requests.Session]:
     session.close()
 
 
-def get(http: requests.Session, emu: IndexerEmulator, path: str,
-        **params: Any) -> requests.Response:
+def get(
+    http: requests.Session, emu: IndexerEmulator, path: str, **params: Any
+) -> requests.Response:
     return http.get(emu.rest_url + path, params=params, timeout=5)
 
 
@@ -35,11 +37,28 @@ def test_perpetual_markets(emu: IndexerEmulator, http: requests.Session) -> None
     assert list(markets) == ["BTC-USD", "ETH-USD"]
     btc = markets["BTC-USD"]
     assert list(btc) == [
-        "clobPairId", "ticker", "status", "oraclePrice", "priceChange24H", "volume24H",
-        "trades24H", "nextFundingRate", "initialMarginFraction", "maintenanceMarginFraction",
-        "openInterest", "atomicResolution", "quantumConversionExponent", "tickSize", "stepSize",
-        "stepBaseQuantums", "subticksPerTick", "marketType", "openInterestLowerCap",
-        "openInterestUpperCap", "baseOpenInterest", "defaultFundingRate1H",
+        "clobPairId",
+        "ticker",
+        "status",
+        "oraclePrice",
+        "priceChange24H",
+        "volume24H",
+        "trades24H",
+        "nextFundingRate",
+        "initialMarginFraction",
+        "maintenanceMarginFraction",
+        "openInterest",
+        "atomicResolution",
+        "quantumConversionExponent",
+        "tickSize",
+        "stepSize",
+        "stepBaseQuantums",
+        "subticksPerTick",
+        "marketType",
+        "openInterestLowerCap",
+        "openInterestUpperCap",
+        "baseOpenInterest",
+        "defaultFundingRate1H",
     ]
     assert (btc["tickSize"], btc["stepSize"], btc["atomicResolution"]) == ("1", "0.0001", -10)
     assert isinstance(btc["trades24H"], int) and isinstance(btc["oraclePrice"], str)
@@ -70,23 +89,33 @@ def test_trades_and_backfill(emu: IndexerEmulator, http: requests.Session) -> No
     emu.pause()
     trades = get(http, emu, "/v4/trades/perpetualMarket/BTC-USD", limit=50).json()["trades"]
     assert len(trades) == 50
-    assert list(trades[0]) == ["id", "side", "size", "price", "type", "createdAt",
-                               "createdAtHeight"]
+    assert list(trades[0]) == [
+        "id",
+        "side",
+        "size",
+        "price",
+        "type",
+        "createdAt",
+        "createdAtHeight",
+    ]
     heights = [int(t["createdAtHeight"]) for t in trades]
     assert heights == sorted(heights, reverse=True)
     for trade in trades:
         assert int(trade["id"][:8], 16) == int(trade["createdAtHeight"])
     below = min(heights) - 1
-    older = get(http, emu, "/v4/trades/perpetualMarket/BTC-USD",
-                createdBeforeOrAtHeight=below, limit=10).json()["trades"]
+    older = get(
+        http, emu, "/v4/trades/perpetualMarket/BTC-USD", createdBeforeOrAtHeight=below, limit=10
+    ).json()["trades"]
     assert older and all(int(t["createdAtHeight"]) <= below for t in older)
     default = get(http, emu, "/v4/trades/perpetualMarket/BTC-USD").json()["trades"]
     assert len(default) > 50 and default[:50] == trades
     paged = get(http, emu, "/v4/trades/perpetualMarket/BTC-USD", limit=5, page=2).json()
     assert list(paged) == ["pageSize", "totalResults", "offset", "trades"]
     # with ``page`` comlink orders by eventId ASC (protocol.md §5.4): oldest first
-    oldest_first = sorted(get(http, emu, "/v4/trades/perpetualMarket/BTC-USD",
-                              limit=1000).json()["trades"], key=lambda t: t["id"])
+    oldest_first = sorted(
+        get(http, emu, "/v4/trades/perpetualMarket/BTC-USD", limit=1000).json()["trades"],
+        key=lambda t: t["id"],
+    )
     assert paged["totalResults"] == len(oldest_first)
     assert paged["trades"] == oldest_first[5:10]
     ids = [t["id"] for t in paged["trades"]]
@@ -98,25 +127,34 @@ def test_trades_and_backfill(emu: IndexerEmulator, http: requests.Session) -> No
         bad = get(http, emu, "/v4/trades/perpetualMarket/BTC-USD", limit=limit)
         assert bad.status_code == 400
         assert bad.json()["errors"][0]["msg"] == (
-            "limit must be a positive integer that is not greater than max: 1000")
+            "limit must be a positive integer that is not greater than max: 1000"
+        )
 
 
 def test_candles(emu: IndexerEmulator, http: requests.Session) -> None:
     emu.pause()
-    candles = get(http, emu, "/v4/candles/perpetualMarkets/BTC-USD",
-                  resolution="1MIN").json()["candles"]
+    candles = get(http, emu, "/v4/candles/perpetualMarkets/BTC-USD", resolution="1MIN").json()[
+        "candles"
+    ]
     assert len(candles) >= 2
     starts = [c["startedAt"] for c in candles]
     assert starts == sorted(starts, reverse=True)
-    limited = get(http, emu, "/v4/candles/perpetualMarkets/BTC-USD", resolution="1MIN",
-                  limit=1).json()["candles"]
+    limited = get(
+        http, emu, "/v4/candles/perpetualMarkets/BTC-USD", resolution="1MIN", limit=1
+    ).json()["candles"]
     assert limited == candles[:1]
     newest = candles[0]["startedAt"]
-    before = get(http, emu, "/v4/candles/perpetualMarkets/BTC-USD", resolution="1MIN",
-                 toISO=newest).json()["candles"]
+    before = get(
+        http, emu, "/v4/candles/perpetualMarkets/BTC-USD", resolution="1MIN", toISO=newest
+    ).json()["candles"]
     assert before == candles[1:]
-    since = get(http, emu, "/v4/candles/perpetualMarkets/BTC-USD", resolution="1MIN",
-                fromISO=candles[1]["startedAt"]).json()["candles"]
+    since = get(
+        http,
+        emu,
+        "/v4/candles/perpetualMarkets/BTC-USD",
+        resolution="1MIN",
+        fromISO=candles[1]["startedAt"],
+    ).json()["candles"]
     assert since == candles[:2]
     for resolution in ("1MIN", "5MINS", "15MINS", "30MINS", "1HOUR", "4HOURS", "1DAY"):
         body = get(http, emu, "/v4/candles/perpetualMarkets/ETH-USD", resolution=resolution)
@@ -125,7 +163,8 @@ def test_candles(emu: IndexerEmulator, http: requests.Session) -> None:
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["msg"] == (
         "resolution must be a valid Candle Resolution, one of "
-        "1MIN,5MINS,15MINS,30MINS,1HOUR,4HOURS,1DAY")
+        "1MIN,5MINS,15MINS,30MINS,1HOUR,4HOURS,1DAY"
+    )
     bad = get(http, emu, "/v4/candles/perpetualMarkets/FOO-USD", resolution="1MIN")
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["msg"] == "ticker must be a valid ticker (BTC-USD, etc)"
@@ -147,24 +186,38 @@ def test_demo_subaccounts(emu: IndexerEmulator, http: requests.Session) -> None:
     body = get(http, emu, f"/v4/addresses/{address}/subaccountNumber/0").json()
     assert list(body) == ["subaccount"]
     sub = body["subaccount"]
-    assert list(sub) == ["address", "subaccountNumber", "equity", "freeCollateral",
-                         "openPerpetualPositions", "assetPositions", "marginEnabled",
-                         "updatedAtHeight", "latestProcessedBlockHeight"]
+    assert list(sub) == [
+        "address",
+        "subaccountNumber",
+        "equity",
+        "freeCollateral",
+        "openPerpetualPositions",
+        "assetPositions",
+        "marginEnabled",
+        "updatedAtHeight",
+        "latestProcessedBlockHeight",
+    ]
     assert sub["assetPositions"]["USDC"]["symbol"] == "USDC"
     for position in sub["openPerpetualPositions"].values():
         assert (position["side"] == "SHORT") == position["size"].startswith("-")
     parent = get(http, emu, f"/v4/addresses/{address}/parentSubaccountNumber/0").json()
     children = parent["subaccount"]["childSubaccounts"]
     assert [c["subaccountNumber"] for c in children] == [0, 128]
-    assert list(parent["subaccount"]) == ["address", "parentSubaccountNumber", "equity",
-                                          "freeCollateral", "childSubaccounts"]
+    assert list(parent["subaccount"]) == [
+        "address",
+        "parentSubaccountNumber",
+        "equity",
+        "freeCollateral",
+        "childSubaccounts",
+    ]
     everything = get(http, emu, f"/v4/addresses/{address}").json()
     assert [s["subaccountNumber"] for s in everything["subaccounts"]] == [0, 128]
     other = "dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4"
     missing = get(http, emu, f"/v4/addresses/{other}/subaccountNumber/0")
     assert missing.status_code == 404
     assert missing.json()["errors"][0]["msg"] == (
-        f"No subaccount found with address {other} and subaccountNumber 0")
+        f"No subaccount found with address {other} and subaccountNumber 0"
+    )
     assert get(http, emu, f"/v4/addresses/{address}/subaccountNumber/1").status_code == 404
     assert get(http, emu, f"/v4/addresses/{address}/subaccountNumber/128001").status_code == 400
     assert get(http, emu, "/v4/addresses/foo/subaccountNumber/0").status_code == 400
@@ -177,18 +230,42 @@ def test_orders(emu: IndexerEmulator, http: requests.Session) -> None:
     everything = get(http, emu, "/v4/orders", address=address, subaccountNumber=0).json()
     assert isinstance(everything, list) and everything
     order = everything[0]
-    for key in ("id", "subaccountId", "clientId", "clobPairId", "side", "size", "totalFilled",
-                "price", "type", "status", "timeInForce", "reduceOnly", "orderFlags",
-                "createdAtHeight", "postOnly", "ticker", "subaccountNumber"):
+    for key in (
+        "id",
+        "subaccountId",
+        "clientId",
+        "clobPairId",
+        "side",
+        "size",
+        "totalFilled",
+        "price",
+        "type",
+        "status",
+        "timeInForce",
+        "reduceOnly",
+        "orderFlags",
+        "createdAtHeight",
+        "postOnly",
+        "ticker",
+        "subaccountNumber",
+    ):
         assert key in order
-    open_orders = get(http, emu, "/v4/orders", address=address, subaccountNumber=0,
-                      status="OPEN,UNTRIGGERED,BEST_EFFORT_OPENED").json()
+    open_orders = get(
+        http,
+        emu,
+        "/v4/orders",
+        address=address,
+        subaccountNumber=0,
+        status="OPEN,UNTRIGGERED,BEST_EFFORT_OPENED",
+    ).json()
     assert all(o["status"] == "OPEN" for o in open_orders)
-    filled = get(http, emu, "/v4/orders", address=address, subaccountNumber=0,
-                 status="filled").json()
+    filled = get(
+        http, emu, "/v4/orders", address=address, subaccountNumber=0, status="filled"
+    ).json()
     assert all(o["status"] == "FILLED" for o in filled)
-    parent = get(http, emu, "/v4/orders/parentSubaccountNumber", address=address,
-                 parentSubaccountNumber=0).json()
+    parent = get(
+        http, emu, "/v4/orders/parentSubaccountNumber", address=address, parentSubaccountNumber=0
+    ).json()
     assert {o["subaccountNumber"] for o in parent} <= {0, 128} and len(parent) >= len(everything)
     single = get(http, emu, f"/v4/orders/{order['id']}").json()
     assert single == order
@@ -196,18 +273,29 @@ def test_orders(emu: IndexerEmulator, http: requests.Session) -> None:
     assert bad.status_code == 400 and bad.json()["errors"][0]["msg"].startswith("status must be")
 
 
-def test_orders_accept_every_api_order_status(emu: IndexerEmulator,
-                                              http: requests.Session) -> None:
+def test_orders_accept_every_api_order_status(emu: IndexerEmulator, http: requests.Session) -> None:
     # APIOrderStatus is OrderStatus (with ERROR) plus BEST_EFFORT_OPENED (protocol.md §3.9)
     address = emu.demo_address
-    for status in ("OPEN", "FILLED", "CANCELED", "BEST_EFFORT_CANCELED", "UNTRIGGERED", "ERROR",
-                   "BEST_EFFORT_OPENED"):
-        response = get(http, emu, "/v4/orders", address=address, subaccountNumber=0,
-                       status=status)
+    for status in (
+        "OPEN",
+        "FILLED",
+        "CANCELED",
+        "BEST_EFFORT_CANCELED",
+        "UNTRIGGERED",
+        "ERROR",
+        "BEST_EFFORT_OPENED",
+    ):
+        response = get(http, emu, "/v4/orders", address=address, subaccountNumber=0, status=status)
         assert response.status_code == 200, (status, response.text)
         assert all(o["status"] == status for o in response.json())
-    parent = get(http, emu, "/v4/orders/parentSubaccountNumber", address=address,
-                 parentSubaccountNumber=0, status="error")
+    parent = get(
+        http,
+        emu,
+        "/v4/orders/parentSubaccountNumber",
+        address=address,
+        parentSubaccountNumber=0,
+        status="error",
+    )
     assert parent.status_code == 200 and parent.json() == []
 
 
@@ -223,16 +311,18 @@ def test_order_lists_validate_alike(emu: IndexerEmulator, http: requests.Session
         assert missing.json()["errors"][0]["param"] == "address"
         big = get(http, emu, path, address=address, **{param: too_big})
         assert big.status_code == 400 and big.json()["errors"][0]["param"] == param
-        other = get(http, emu, path, address="dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4",
-                    **{param: 0})
+        other = get(
+            http, emu, path, address="dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4", **{param: 0}
+        )
         assert other.status_code == 404
 
 
 def test_error_format_and_unknown_routes(emu: IndexerEmulator, http: requests.Session) -> None:
     response = get(http, emu, "/v4/nope")
     assert response.status_code == 404 and "Cannot GET /v4/nope" in response.text
-    bad = get(http, emu, "/v4/trades/perpetualMarket/BTC-USD", limit="x",
-              createdBeforeOrAtHeight="-1")
+    bad = get(
+        http, emu, "/v4/trades/perpetualMarket/BTC-USD", limit="x", createdBeforeOrAtHeight="-1"
+    )
     errors = bad.json()["errors"]
     assert len(errors) == 2
     assert list(errors[0]) == ["value", "msg", "param", "location"]
@@ -246,8 +336,7 @@ def test_keep_alive_reuses_one_connection(emu: IndexerEmulator, http: requests.S
     assert stats["rest_connections"] == 1 and stats["rest_requests"] == 21
 
 
-def test_reject_rest_429_with_retry_after_ms(emu: IndexerEmulator,
-                                             http: requests.Session) -> None:
+def test_reject_rest_429_with_retry_after_ms(emu: IndexerEmulator, http: requests.Session) -> None:
     emu.reject_rest(5.0)
     response = get(http, emu, "/v4/height")
     assert response.status_code == 429
@@ -270,8 +359,10 @@ def test_rest_rate_limit(emu: IndexerEmulator, http: requests.Session) -> None:
 
 def test_rest_helpers_match_http(emu: IndexerEmulator, http: requests.Session) -> None:
     emu.pause()
-    assert emu.rest_orderbook("ETH-USD") == get(
-        http, emu, "/v4/orderbooks/perpetualMarket/ETH-USD").json()
+    assert (
+        emu.rest_orderbook("ETH-USD")
+        == get(http, emu, "/v4/orderbooks/perpetualMarket/ETH-USD").json()
+    )
     assert emu.rest_subaccount(128)["subaccountNumber"] == 128
     status, body = emu.rest_get("/v4/height")
     assert status == 200 and body == get(http, emu, "/v4/height").json()

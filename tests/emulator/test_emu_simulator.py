@@ -1,4 +1,5 @@
 """The market simulator: determinism, book depth, candles vs trades, demo account, level faults."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,10 @@ def run(seed: int, blocks: int, **options: Any) -> List[str]:
     sim = MarketSimulator(config, T0)
     out: List[str] = []
     for i in range(blocks):
-        out.extend(json.dumps([p.channel, p.id, p.contents, p.subaccount_number])
-                   for p in sim.step(T0 + 1 + i * 0.5))
+        out.extend(
+            json.dumps([p.channel, p.id, p.contents, p.subaccount_number])
+            for p in sim.step(T0 + 1 + i * 0.5)
+        )
     return out
 
 
@@ -132,7 +135,8 @@ def test_demo_account_rest_matches_stream() -> None:
         rest = sim.subaccount_object(sim.demo_address, number)
         assert rest is not None
         assert {m: p["size"] for m, p in rest["openPerpetualPositions"].items()} == positions[
-            number]
+            number
+        ]
         asset = rest["assetPositions"]["USDC"]
         assert ("-" if asset["side"] == "SHORT" else "") + asset["size"] == usdc[number]
 
@@ -145,10 +149,14 @@ def test_parent_channel_drops_sibling_transfers() -> None:
         child = [p for p in pubs if p.channel == "v4_subaccounts" and "transfers" in p.contents]
         for pub in child:
             transfer = pub.contents["transfers"]
-            parent = next(p for p in pubs if p.channel == "v4_parent_subaccounts"
-                          and p.contents.get("blockHeight") == pub.contents["blockHeight"]
-                          and p.subaccount_number == int(pub.id.split("/")[1])
-                          and set(p.contents) | {"transfers"} == set(pub.contents))
+            parent = next(
+                p
+                for p in pubs
+                if p.channel == "v4_parent_subaccounts"
+                and p.contents.get("blockHeight") == pub.contents["blockHeight"]
+                and p.subaccount_number == int(pub.id.split("/")[1])
+                and set(p.contents) | {"transfers"} == set(pub.contents)
+            )
             sibling = "subaccountNumber" in transfer["sender"]
             assert ("transfers" in parent.contents) is not sibling
             found = found or sibling
@@ -157,8 +165,9 @@ def test_parent_channel_drops_sibling_transfers() -> None:
     assert found
 
 
-def test_crossed_level_is_streamed_but_never_in_rest(emu: IndexerEmulator,
-                                                     client: Callable[..., Raw]) -> None:
+def test_crossed_level_is_streamed_but_never_in_rest(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     raw.connected()
     emu.pause()
@@ -176,8 +185,9 @@ def test_crossed_level_is_streamed_but_never_in_rest(emu: IndexerEmulator,
     assert Decimal(rest["bids"][0]["price"]) < Decimal(rest["asks"][0]["price"])
 
 
-def test_stale_crossed_levels_expire_silently(make_emu: Callable[..., IndexerEmulator],
-                                              raw_clients: Callable[[str], Raw]) -> None:
+def test_stale_crossed_levels_expire_silently(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(stale_level_seconds=0.0, start_time=T0)
     emu.pause()
     raw = raw_clients(emu.ws_url)
@@ -192,8 +202,9 @@ def test_stale_crossed_levels_expire_silently(make_emu: Callable[..., IndexerEmu
     assert info["price"] not in [lvl["price"] for lvl in emu.rest_orderbook("ETH-USD")["asks"]]
 
 
-def test_silent_deletion_shows_only_in_rest(emu: IndexerEmulator,
-                                            client: Callable[..., Raw]) -> None:
+def test_silent_deletion_shows_only_in_rest(
+    emu: IndexerEmulator, client: Callable[..., Raw]
+) -> None:
     raw = client()
     raw.connected()
     emu.pause()
@@ -208,8 +219,9 @@ def test_silent_deletion_shows_only_in_rest(emu: IndexerEmulator,
     assert deleted["price"] not in [lvl["price"] for lvl in emu.rest_orderbook("ETH-USD")["asks"]]
 
 
-def test_continuous_faults_switch(make_emu: Callable[..., IndexerEmulator],
-                                  raw_clients: Callable[[str], Raw]) -> None:
+def test_continuous_faults_switch(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
     emu = make_emu(fault_probability=1.0, start_time=T0)
     emu.pause()
     raw = raw_clients(emu.ws_url)
@@ -224,8 +236,9 @@ def test_continuous_faults_switch(make_emu: Callable[..., IndexerEmulator],
     emu.set_silent_deletions(False)
     emu.flush()
     emu.send_raw('{"type":"marker"}')
-    raw.recv_until(lambda m: (book.apply(m) if m.get("id") == "BTC-USD" else None,
-                              m["type"] == "marker")[1])
+    raw.recv_until(
+        lambda m: (book.apply(m) if m.get("id") == "BTC-USD" else None, m["type"] == "marker")[1]
+    )
     rest = emu.rest_orderbook("BTC-USD")
     assert book.as_rest() != rest  # the stream diverged: phantoms and silently deleted levels
     best_bid = max(Decimal(p) for p in book.sides["bids"])

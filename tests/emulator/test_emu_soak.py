@@ -1,4 +1,5 @@
 """20 concurrent raw clients for 60 s on fast blocks: every rebuilt book equals the REST book."""
+
 from __future__ import annotations
 
 import json
@@ -37,14 +38,31 @@ class SoakClient(threading.Thread):
             raw.connected()
             batched = self.index % 2 == 1
             for ticker in MARKETS:
-                raw.send({"type": "subscribe", "channel": "v4_orderbook", "id": ticker,
-                          "batched": batched})
+                raw.send(
+                    {
+                        "type": "subscribe",
+                        "channel": "v4_orderbook",
+                        "id": ticker,
+                        "batched": batched,
+                    }
+                )
             raw.send({"type": "subscribe", "channel": "v4_block_height"})
-            raw.send({"type": "subscribe", "channel": "v4_trades", "id": MARKETS[self.index % 2],
-                      "batched": not batched})
+            raw.send(
+                {
+                    "type": "subscribe",
+                    "channel": "v4_trades",
+                    "id": MARKETS[self.index % 2],
+                    "batched": not batched,
+                }
+            )
             if self.index % 4 == 0:
-                raw.send({"type": "subscribe", "channel": "v4_parent_subaccounts",
-                          "id": f"{self.demo}/0"})
+                raw.send(
+                    {
+                        "type": "subscribe",
+                        "channel": "v4_parent_subaccounts",
+                        "id": f"{self.demo}/0",
+                    }
+                )
             last_id = 0
             while True:
                 message: Dict[str, Any] = json.loads(raw.recv_text(timeout=30))

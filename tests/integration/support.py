@@ -6,9 +6,7 @@ our transport is mocked.
 
 from __future__ import annotations
 
-import os
 import threading
-import time
 from collections import defaultdict
 from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, TypeVar
 
@@ -21,22 +19,6 @@ FAST_EMULATOR = dict(block_time=0.05, batch_interval=0.1, warmup_blocks=60, clos
 FAST_RECONNECT = ReconnectPolicy(
     initial_delay=0.02, max_delay=0.2, stable_after=0.5, rate_limited_delay=0.3
 )
-
-
-def wait_until(cond: Callable[[], T], timeout: float = 10.0, interval: float = 0.01) -> T:
-    """Poll ``cond`` until truthy (a deadline, not a sleep used as synchronisation)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(interval)
-
-
-def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
 
 
 def sdk_threads() -> List[str]:

@@ -7,7 +7,8 @@ import threading
 from decimal import Decimal
 
 import pytest
-from support import Recorder, fd_count, make_client, sdk_threads, subscribe_all, wait_until
+from support import Recorder, make_client, sdk_threads, subscribe_all
+from waiting import fd_count, wait_until
 
 from dydx_ws import (
     BlockHeightMessage,

@@ -7,7 +7,8 @@ import threading
 from typing import List
 
 import pytest
-from support import FAST_EMULATOR, make_client, wait_until
+from support import FAST_EMULATOR, make_client
+from waiting import wait_until
 
 from dydx_ws import ErrorEvent, OrderbookMessage, OverflowPolicy, SubscriptionState
 from dydx_ws.emulator import IndexerEmulator

@@ -12,7 +12,8 @@ import time
 from typing import List, Set, Tuple
 
 import pytest
-from support import FAST_EMULATOR, Recorder, make_client, sdk_threads, subscribe_all, wait_until
+from support import FAST_EMULATOR, Recorder, make_client, sdk_threads, subscribe_all
+from waiting import wait_until
 
 from dydx_ws import (
     DisconnectedEvent,

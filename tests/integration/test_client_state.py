@@ -10,7 +10,8 @@ from decimal import Decimal
 from typing import Any, Dict, List
 
 import pytest
-from support import FAST_EMULATOR, FAST_RECONNECT, Recorder, wait_until
+from support import FAST_EMULATOR, FAST_RECONNECT, Recorder
+from waiting import wait_until
 
 from dydx_ws import DydxWebSocketClient, SubscriptionState, TradesMessage
 from dydx_ws.emulator import IndexerEmulator

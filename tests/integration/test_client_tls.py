@@ -12,7 +12,8 @@ from typing import Iterator, List, Tuple
 
 import pytest
 import trustme
-from support import sdk_threads, wait_until
+from support import sdk_threads
+from waiting import wait_until
 from websockets.sync.server import ServerConnection, serve
 
 from dydx_ws import DydxWebSocketClient, ErrorEvent, ReconnectPolicy

@@ -29,8 +29,14 @@ def tid(height: int, tx: int = 0, event: int = 0) -> str:
 
 
 def trade_json(trade_id: str, height: Optional[int] = None) -> Dict[str, Any]:
-    out: Dict[str, Any] = {"id": trade_id, "side": "BUY", "size": "0.1", "price": "100",
-                           "type": "LIMIT", "createdAt": "2025-01-01T00:00:00.000Z"}
+    out: Dict[str, Any] = {
+        "id": trade_id,
+        "side": "BUY",
+        "size": "0.1",
+        "price": "100",
+        "type": "LIMIT",
+        "createdAt": "2025-01-01T00:00:00.000Z",
+    }
     if height is not None:
         out["createdAtHeight"] = str(height)
     return out
@@ -41,9 +47,14 @@ def hex_trades(*ids: str) -> List[Dict[str, Any]]:
 
 
 def frame(trades: List[Dict[str, Any]], *, snapshot: bool) -> TradesMessage:
-    raw: Dict[str, Any] = {"type": "subscribed" if snapshot else "channel_data",
-                           "connection_id": "c", "message_id": next(_ids),
-                           "channel": "v4_trades", "id": TICKER, "contents": {"trades": trades}}
+    raw: Dict[str, Any] = {
+        "type": "subscribed" if snapshot else "channel_data",
+        "connection_id": "c",
+        "message_id": next(_ids),
+        "channel": "v4_trades",
+        "id": TICKER,
+        "contents": {"trades": trades},
+    }
     if not snapshot:
         raw["version"] = "2.1.0"
     msg = decode_message(json.dumps(raw))
@@ -86,8 +97,9 @@ class TradesServer:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def answer(self, path: str, query: Dict[str, str]) -> Any:
@@ -135,12 +147,19 @@ def test_first_snapshot_and_updates_deliver_nothing_extra() -> None:
 
 def test_gap_inside_the_snapshot(history: TradesServer, rest: IndexerRestClient) -> None:
     filler = TradeBackfill(TICKER, rest)
-    filler.before_delivery(frame(hex_trades(*newest_first(tid(100), tid(101), tid(102))),
-                                 snapshot=True))
+    filler.before_delivery(
+        frame(hex_trades(*newest_first(tid(100), tid(101), tid(102))), snapshot=True)
+    )
     filler.before_delivery(frame([trade_json(tid(103, 1))], snapshot=False))  # no height
     # After the gap the snapshot (newest first) reaches back past the last delivered trade.
-    snap = frame(hex_trades(*newest_first(tid(102), tid(103, 1), tid(103, 2), tid(104),
-                                          tid(105, 0, 3), tid(105, 0, 1))), snapshot=True)
+    snap = frame(
+        hex_trades(
+            *newest_first(
+                tid(102), tid(103, 1), tid(103, 2), tid(104), tid(105, 0, 3), tid(105, 0, 1)
+            )
+        ),
+        snapshot=True,
+    )
     extra = filler.before_delivery(snap)
     assert ids(extra) == [tid(103, 2), tid(104), tid(105, 0, 1), tid(105, 0, 3)]
     assert extra is not None and extra.backfilled and not extra.is_snapshot
@@ -190,14 +209,16 @@ def test_rest_failure_still_delivers_the_snapshot_part(
     assert "incomplete" in caplog.text
 
 
-def test_non_hex_ids_fall_back_to_the_seen_set(history: TradesServer,
-                                               rest: IndexerRestClient) -> None:
+def test_non_hex_ids_fall_back_to_the_seen_set(
+    history: TradesServer, rest: IndexerRestClient
+) -> None:
     filler = TradeBackfill(TICKER, rest)
-    filler.before_delivery(frame([trade_json("b-old", 5), trade_json("a-old", 5)],
-                                 snapshot=True))
+    filler.before_delivery(frame([trade_json("b-old", 5), trade_json("a-old", 5)], snapshot=True))
     extra = filler.before_delivery(
-        frame([trade_json("z-new", 7), trade_json("b-old", 5), trade_json("0-new", 6)],
-              snapshot=True))
+        frame(
+            [trade_json("z-new", 7), trade_json("b-old", 5), trade_json("0-new", 6)], snapshot=True
+        )
+    )
     assert ids(extra) == ["0-new", "z-new"]  # unordered ids: not seen before = missing
     assert history.hits == 0  # no order, so no REST paging
 
@@ -207,8 +228,11 @@ def test_non_hex_ids_next_to_hex_ids(history: TradesServer, rest: IndexerRestCli
     filler.before_delivery(frame([trade_json("zzz", 9), *hex_trades(tid(9))], snapshot=True))
     # "zzz" must not become the "last delivered" id (it would turn the ordered back-fill off).
     extra = filler.before_delivery(
-        frame([*hex_trades(tid(12), tid(11)), trade_json("zzz", 9), trade_json("new", 12)],
-              snapshot=True))
+        frame(
+            [*hex_trades(tid(12), tid(11)), trade_json("zzz", 9), trade_json("new", 12)],
+            snapshot=True,
+        )
+    )
     assert ids(extra) == [tid(9, 1), tid(10), tid(10, 1), tid(11), tid(11, 1), tid(12), "new"]
     assert history.hits >= 1
 

@@ -3,6 +3,7 @@
 Synchronisation is by Events with generous timeouts, never by sleeping. The only waits that
 measure time check that something is still blocked (which noise can only make more true).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -511,7 +512,16 @@ def test_stats_shape(make: Callable[..., Dispatcher]) -> None:
     assert stats["processed"] == 1 and stats["keys"] == 1 and stats["running"] is True
     assert stats["queue_size"] == 50 and stats["overflow"] == "block"
     assert set(stats["workers"][0]) == {
-        "name", "depth", "max_depth", "processed", "dropped", "discarded",
-        "handler_errors", "keys", "alive", "busy_key", "busy_for",
+        "name",
+        "depth",
+        "max_depth",
+        "processed",
+        "dropped",
+        "discarded",
+        "handler_errors",
+        "keys",
+        "alive",
+        "busy_key",
+        "busy_for",
     }
     assert OverflowPolicy("drop_newest") is OverflowPolicy.DROP_NEWEST

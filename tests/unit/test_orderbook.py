@@ -33,41 +33,62 @@ def frame_file(name: str) -> OrderbookMessage:
     return msg
 
 
-def snapshot(bids: Pairs = (), asks: Pairs = (), message_id: Optional[int] = None,
-             ticker: str = "ETH-USD") -> OrderbookMessage:
+def snapshot(
+    bids: Pairs = (), asks: Pairs = (), message_id: Optional[int] = None, ticker: str = "ETH-USD"
+) -> OrderbookMessage:
     """A ``subscribed`` frame shaped like the real capture (object levels, bids then asks)."""
     frame = {
-        "type": "subscribed", "connection_id": "c", "message_id": message_id or next(_ids),
-        "channel": "v4_orderbook", "id": ticker,
-        "contents": {"bids": [{"price": p, "size": s} for p, s in bids],
-                     "asks": [{"price": p, "size": s} for p, s in asks]},
+        "type": "subscribed",
+        "connection_id": "c",
+        "message_id": message_id or next(_ids),
+        "channel": "v4_orderbook",
+        "id": ticker,
+        "contents": {
+            "bids": [{"price": p, "size": s} for p, s in bids],
+            "asks": [{"price": p, "size": s} for p, s in asks],
+        },
     }
     msg = decode_message(json.dumps(frame))
     assert isinstance(msg, OrderbookMessage) and msg.is_snapshot
     return msg
 
 
-def update(bids: Pairs = (), asks: Pairs = (),
-           message_id: Optional[int] = None) -> OrderbookMessage:
+def update(
+    bids: Pairs = (), asks: Pairs = (), message_id: Optional[int] = None
+) -> OrderbookMessage:
     """A ``channel_data`` frame (pair levels); both sides allowed, as clients must accept."""
     contents: Dict[str, Any] = {}
     if bids:
         contents["bids"] = [list(x) for x in bids]
     if asks:
         contents["asks"] = [list(x) for x in asks]
-    frame = {"type": "channel_data", "connection_id": "c", "message_id": message_id or next(_ids),
-             "channel": "v4_orderbook", "id": "ETH-USD", "version": "1.0.0", "contents": contents}
+    frame = {
+        "type": "channel_data",
+        "connection_id": "c",
+        "message_id": message_id or next(_ids),
+        "channel": "v4_orderbook",
+        "id": "ETH-USD",
+        "version": "1.0.0",
+        "contents": contents,
+    }
     msg = decode_message(json.dumps(frame))
     assert isinstance(msg, OrderbookMessage) and not msg.is_snapshot
     return msg
 
 
-def batch(elements: Sequence[Tuple[str, str, str]], message_id: Optional[int] = None
-          ) -> OrderbookMessage:
+def batch(
+    elements: Sequence[Tuple[str, str, str]], message_id: Optional[int] = None
+) -> OrderbookMessage:
     """A ``channel_batch_data`` frame: one ``{side: [[price, size]]}`` element per update."""
-    frame = {"type": "channel_batch_data", "connection_id": "c",
-             "message_id": message_id or next(_ids), "channel": "v4_orderbook", "id": "ETH-USD",
-             "version": "1.0.0", "contents": [{side: [[p, s]]} for side, p, s in elements]}
+    frame = {
+        "type": "channel_batch_data",
+        "connection_id": "c",
+        "message_id": message_id or next(_ids),
+        "channel": "v4_orderbook",
+        "id": "ETH-USD",
+        "version": "1.0.0",
+        "contents": [{side: [[p, s]]} for side, p, s in elements],
+    }
     msg = decode_message(json.dumps(frame))
     assert isinstance(msg, OrderbookMessage)
     return msg
@@ -174,8 +195,17 @@ def test_batch_applies_in_order_and_later_entry_wins() -> None:
     assert {b.price: b.size for b in book.bids} == expected
     assert book.last_message_id == msg.message_id
     # Same price twice inside one synthetic batch, set then delete then set.
-    book.apply(batch([("bids", "10", "1"), ("bids", "10", "0"), ("bids", "10", "3"),
-                      ("asks", "9000", "2"), ("asks", "9000", "0")]))
+    book.apply(
+        batch(
+            [
+                ("bids", "10", "1"),
+                ("bids", "10", "0"),
+                ("bids", "10", "3"),
+                ("asks", "9000", "2"),
+                ("asks", "9000", "0"),
+            ]
+        )
+    )
     assert book.size_at("10") == D("3")
     assert book.size_at("9000") == 0
 
@@ -195,8 +225,13 @@ def test_prices_match_by_decimal_value() -> None:
 def test_accessors() -> None:
     book = OrderBook("ETH-USD")
     assert book.mid is None and book.spread is None and book.updated_at is None
-    book.apply(snapshot(bids=[("100", "1"), ("99", "2"), ("98", "3")],
-                        asks=[("101", "4"), ("102", "5")], message_id=7))
+    book.apply(
+        snapshot(
+            bids=[("100", "1"), ("99", "2"), ("98", "3")],
+            asks=[("101", "4"), ("102", "5")],
+            message_id=7,
+        )
+    )
     assert book.mid == D("100.5")
     assert book.spread == D("1")
     assert book.updated_at is not None
@@ -220,8 +255,9 @@ def test_accessors() -> None:
 
 def test_repr_html_shows_at_most_ten_levels() -> None:
     book = OrderBook("ETH-USD")
-    book.apply_snapshot([pl(str(100 - i), "1") for i in range(30)],
-                        [pl(str(200 + i), "1") for i in range(12)])
+    book.apply_snapshot(
+        [pl(str(100 - i), "1") for i in range(30)], [pl(str(200 + i), "1") for i in range(12)]
+    )
     assert book._repr_html_().count("<tr>") == 1 + 10
 
 
@@ -230,8 +266,9 @@ def test_repr_html_shows_at_most_ten_levels() -> None:
 
 def test_message_id_policy_removes_older_level() -> None:
     book = OrderBook("ETH-USD", uncross="message_id")
-    book.apply(snapshot(bids=[("100", "1"), ("99", "1")], asks=[("101", "1"), ("102", "1")],
-                        message_id=10))
+    book.apply(
+        snapshot(bids=[("100", "1"), ("99", "1")], asks=[("101", "1"), ("102", "1")], message_id=10)
+    )
     # A newer bid at 102.5 crosses two older asks: both are removed (two resolutions).
     book.apply(update(bids=[("102.5", "0.5")], message_id=11))
     assert side(book.asks) == []
@@ -325,7 +362,12 @@ def test_copy_is_independent_and_complete() -> None:
     snap = book.copy()
     assert (snap.bids, snap.asks) == (book.bids, book.asks)
     assert (snap.crossed, snap.stale, snap.last_message_id, snap.uncross, snap.ticker) == (
-        1, True, 4, "size", "ETH-USD")
+        1,
+        True,
+        4,
+        "size",
+        "ETH-USD",
+    )
     book.apply(update(bids=[("100", "0")], asks=[("101", "9"), ("102", "1")], message_id=5))
     assert side(snap.bids) == [("100", "1")]
     assert side(snap.asks) == [("101", "0.5")]
@@ -338,12 +380,15 @@ def test_copy_is_independent_and_complete() -> None:
 
 def test_diff_and_equals_levels() -> None:
     book = OrderBook("ETH-USD")
-    book.apply(snapshot(bids=[("100", "1"), ("99", "2"), ("98", "3")],
-                        asks=[("101", "1"), ("102", "2")]))
-    assert book.equals_levels([pl("100.0", "1"), pl("99", "2.00"), pl("98", "3")],
-                              [pl("102", "2"), pl("101", "1")])
-    d = book.diff([pl("100", "1"), pl("99", "2.5")], [pl("101", "1"), pl("102", "2"),
-                                                      pl("103", "1")])
+    book.apply(
+        snapshot(bids=[("100", "1"), ("99", "2"), ("98", "3")], asks=[("101", "1"), ("102", "2")])
+    )
+    assert book.equals_levels(
+        [pl("100.0", "1"), pl("99", "2.00"), pl("98", "3")], [pl("102", "2"), pl("101", "1")]
+    )
+    d = book.diff(
+        [pl("100", "1"), pl("99", "2.5")], [pl("101", "1"), pl("102", "2"), pl("103", "1")]
+    )
     assert d and d.bids == [D("98"), D("99")] and d.asks == [D("103")]
     # Top-n comparison: the REST body is capped, the streamed book may hold deeper levels.
     assert book.equals_levels([pl("100", "1"), pl("99", "2")], [pl("101", "1")], depth=1)
@@ -392,8 +437,10 @@ class NaiveBook:
                 del self.bids[bp], self.asks[ap]
 
     def levels(self) -> Tuple[List[Tuple[Decimal, Decimal]], List[Tuple[Decimal, Decimal]]]:
-        return (sorted(((p, s) for p, (s, _) in self.bids.items()), reverse=True),
-                sorted((p, s) for p, (s, _) in self.asks.items()))
+        return (
+            sorted(((p, s) for p, (s, _) in self.bids.items()), reverse=True),
+            sorted((p, s) for p, (s, _) in self.asks.items()),
+        )
 
 
 def _random_levels(rng: random.Random, n: int) -> List[Tuple[str, str]]:
@@ -413,10 +460,16 @@ def test_random_operations_match_reference_model(policy: str, seed: int) -> None
     book, ref = OrderBook("X-USD", uncross=policy), NaiveBook(policy)
     for i in range(1, 1500):
         is_snapshot = rng.random() < 0.01 or i == 1
-        bids = [(p, s) for p, s in _random_levels(rng, rng.randrange(0, 6))
-                if not is_snapshot or s != "0"]
-        asks = [(p, s) for p, s in _random_levels(rng, rng.randrange(0, 6))
-                if not is_snapshot or s != "0"]
+        bids = [
+            (p, s)
+            for p, s in _random_levels(rng, rng.randrange(0, 6))
+            if not is_snapshot or s != "0"
+        ]
+        asks = [
+            (p, s)
+            for p, s in _random_levels(rng, rng.randrange(0, 6))
+            if not is_snapshot or s != "0"
+        ]
         if policy != "none" and not is_snapshot:
             # Keep most updates on their own side of the mid so the book stays deep.
             bids = [(p, s) for p, s in bids if D(p) < 1001 or rng.random() < 0.1]
@@ -445,9 +498,14 @@ def test_readers_never_see_crossed_or_half_applied_book(policy: str) -> None:
     book = OrderBook("ETH-USD", uncross=policy)
     book.apply(snapshot(bids=[("90", "1"), ("100", "5")], asks=[("110", "1")], message_id=1))
     filler = [(str(91 + i / 4), str(k % 3)) for i in range(30) for k in (i,)]
-    frames = [update(bids=[("90", str(k)), *filler, ("100", "5")],
-                     asks=[("99", "1"), ("105", str(k % 7 + 1)), ("110", str(k))],
-                     message_id=k) for k in range(2, 3002)]
+    frames = [
+        update(
+            bids=[("90", str(k)), *filler, ("100", "5")],
+            asks=[("99", "1"), ("105", str(k % 7 + 1)), ("110", str(k))],
+            message_id=k,
+        )
+        for k in range(2, 3002)
+    ]
     start = threading.Barrier(3)
     done = threading.Event()
     errors: List[str] = []
@@ -499,14 +557,19 @@ def test_readers_never_see_crossed_or_half_applied_book(policy: str) -> None:
 def test_diff_depth_compares_only_the_price_range_the_capped_body_covers() -> None:
     full = [(str(200 - i), "1") for i in range(5)]  # 200..196
     book = OrderBook("ETH-USD")
-    book.apply(snapshot(bids=[lv for lv in full if lv[0] != "198"] + [("150", "9")],
-                        asks=[("300", "1")]))
+    book.apply(
+        snapshot(bids=[lv for lv in full if lv[0] != "198"] + [("150", "9")], asks=[("300", "1")])
+    )
     rest_bids = [pl(p, s) for p, s in full]
     # The body is capped at 5: the local 150 level lies beyond it and is not a difference.
     assert book.diff(rest_bids, [pl("300", "1")], depth=5).bids == [D("198")]
     # A complete (shorter) body: the local top levels are compared with it.
     assert book.diff(rest_bids[:3], [pl("300", "1")], depth=5).bids == [
-        D("150"), D("196"), D("197"), D("198")]
+        D("150"),
+        D("196"),
+        D("197"),
+        D("198"),
+    ]
     with pytest.raises(ValueError):
         book.diff([], [], depth=-1)
 

@@ -1,4 +1,5 @@
 """Every rule of dydx_ws.reconnect, deterministic under a fake clock and a seeded rng."""
+
 from __future__ import annotations
 
 import random

@@ -62,17 +62,24 @@ def test_confirm_drift_needs_the_same_local_value_twice() -> None:
     assert confirm_drift(lambda: next(views), compare, wait) is None
     views = iter(["a", "b"])
     assert confirm_drift(lambda: next(views), compare, lambda: False) == (
-        "b", frozenset({("x", 2)}))
+        "b",
+        frozenset({("x", 2)}),
+    )
 
 
 def test_confirm_drift_none_when_rest_catches_up_or_on_stop() -> None:
     views = iter([1, 0])
-    assert confirm_drift(lambda: next(views),
-                         lambda v: frozenset({("d",)}) if v else frozenset(),
-                         lambda: False) is None
+    assert (
+        confirm_drift(
+            lambda: next(views), lambda v: frozenset({("d",)}) if v else frozenset(), lambda: False
+        )
+        is None
+    )
     fetched: List[int] = []
-    assert confirm_drift(lambda: fetched.append(1) or 1, lambda v: frozenset({("d",)}),
-                         lambda: True) is None
+    assert (
+        confirm_drift(lambda: fetched.append(1) or 1, lambda v: frozenset({("d",)}), lambda: True)
+        is None
+    )
     assert fetched == [1]  # stopped: no second fetch
     assert confirm_drift(lambda: 1, lambda v: frozenset(), lambda: False) is None
 
@@ -101,10 +108,14 @@ def test_book_diff_ignores_valid_levels_below_the_rest_depth() -> None:
 
 
 def test_markets_diff_ignores_fields_rest_leaves_unset() -> None:
-    local = {"BTC-USD": PerpetualMarket(ticker="BTC-USD", oracle_price=D(10), tick_size=D(1)),
-             "GONE-USD": PerpetualMarket(ticker="GONE-USD")}
-    rest = {"BTC-USD": PerpetualMarket(ticker="BTC-USD", oracle_price=D(11)),
-            "NEW-USD": PerpetualMarket(ticker="NEW-USD")}
+    local = {
+        "BTC-USD": PerpetualMarket(ticker="BTC-USD", oracle_price=D(10), tick_size=D(1)),
+        "GONE-USD": PerpetualMarket(ticker="GONE-USD"),
+    }
+    rest = {
+        "BTC-USD": PerpetualMarket(ticker="BTC-USD", oracle_price=D(11)),
+        "NEW-USD": PerpetualMarket(ticker="NEW-USD"),
+    }
     assert markets_diff(local, rest) == {
         ("BTC-USD", "oracle_price", D(10)),
         ("GONE-USD", "market", True),
@@ -121,25 +132,43 @@ def usdc(size: str, side: PositionSide) -> AssetPosition:
 
 
 def subaccount(positions: Dict[str, PerpetualPosition], assets: Dict[str, AssetPosition]) -> Any:
-    return Subaccount(address=ADDR, subaccount_number=0, equity=D(0), free_collateral=D(0),
-                      open_perpetual_positions=positions, asset_positions=assets)
+    return Subaccount(
+        address=ADDR,
+        subaccount_number=0,
+        equity=D(0),
+        free_collateral=D(0),
+        open_perpetual_positions=positions,
+        asset_positions=assets,
+    )
 
 
 def test_account_diff_compares_signed_sizes() -> None:
     state = SubaccountState(ADDR, 0)
     # The stream may carry a SHORT size unsigned; REST sends it negative.
     state.replace_from_rest(
-        subaccount({"ETH-USD": position("ETH-USD", "0.5", PositionSide.SHORT)},
-                   {"USDC": usdc("100", PositionSide.SHORT)}), [])
-    same = subaccount({"ETH-USD": position("ETH-USD", "-0.5", PositionSide.SHORT)},
-                      {"USDC": usdc("100", PositionSide.SHORT)})
+        subaccount(
+            {"ETH-USD": position("ETH-USD", "0.5", PositionSide.SHORT)},
+            {"USDC": usdc("100", PositionSide.SHORT)},
+        ),
+        [],
+    )
+    same = subaccount(
+        {"ETH-USD": position("ETH-USD", "-0.5", PositionSide.SHORT)},
+        {"USDC": usdc("100", PositionSide.SHORT)},
+    )
     assert account_diff(state, same, []) == frozenset()
-    flipped = subaccount({"ETH-USD": position("ETH-USD", "0.5", PositionSide.LONG)},
-                         {"USDC": usdc("100", PositionSide.LONG)})
+    flipped = subaccount(
+        {"ETH-USD": position("ETH-USD", "0.5", PositionSide.LONG)},
+        {"USDC": usdc("100", PositionSide.LONG)},
+    )
     assert account_diff(state, flipped, []) == {
-        ("position", "ETH-USD", D("-0.5")), ("asset", "USDC", D("-100"))}
+        ("position", "ETH-USD", D("-0.5")),
+        ("asset", "USDC", D("-100")),
+    }
     assert account_diff(state, None, []) == {
-        ("position", "ETH-USD", D("-0.5")), ("asset", "USDC", D("-100"))}
+        ("position", "ETH-USD", D("-0.5")),
+        ("asset", "USDC", D("-100")),
+    }
 
 
 # ----------------------------------------------------------------------------- DriftRepair
@@ -165,7 +194,8 @@ class FakeClient:
         self.queued: List[Callable[[], None]] = []
         active = SimpleNamespace(state=SubscriptionState.ACTIVE)
         self._registry = SimpleNamespace(
-            get=lambda key: active if key == ("v4_orderbook", book.ticker) else None)
+            get=lambda key: active if key == ("v4_orderbook", book.ticker) else None
+        )
         self._dispatcher = SimpleNamespace(call_soon=self._call_soon)
         self.connected = True
 
@@ -199,8 +229,7 @@ def test_confirmed_book_drift_is_repaired_on_the_worker() -> None:
     client.run_worker()
     assert book.bids == levels(("99", "2"))
     assert client._counters["resyncs"] == 1
-    assert client.events == [ResyncEvent("v4_orderbook", "BTC-USD", 1,
-                                         [("bid", D(100), D(1))])]
+    assert client.events == [ResyncEvent("v4_orderbook", "BTC-USD", 1, [("bid", D(100), D(1))])]
 
 
 def test_book_repair_skipped_when_the_stream_changed_the_level_first() -> None:

@@ -1,4 +1,5 @@
 """dydx_ws.validation: tickers, candle resolutions, bech32 addresses, subaccount numbers."""
+
 from __future__ import annotations
 
 import enum
