@@ -49,6 +49,8 @@ class Delivery:
             self._state.apply(typed, msg)
         except Exception as exc:
             self._emitter.error("state", f"could not apply {label(typed)}: {exc}", exception=exc)
+        if msg.is_snapshot:
+            self._registry.mark_delivered(typed)  # wait_subscribed() may return now
         filler = self._state.backfill.get(typed)
         if filler is not None and isinstance(msg, TradesMessage):
             missed = filler.before_delivery(msg)

@@ -211,7 +211,7 @@ class Router:
             if action is ErrorAction.RETRY:
                 self._retry_fetch(key, text)
             elif action is ErrorAction.CONFIRM:
-                self._registry.confirm(key)
+                self._registry.confirm(key, delivered=True)
             elif action is ErrorAction.FAIL:
                 self._fail(key, text)
 

@@ -97,6 +97,7 @@ class _Entry:
         self.topic = topic
         self.handles: List[Subscription] = []
         self.state = SubscriptionState.PENDING
+        self.delivered = False  # the current snapshot has been applied to local state
         self.error: Optional[SubscriptionError] = None
         self.changed = threading.Condition()
         self.retries = 0
@@ -156,7 +157,9 @@ class Subscription:
         return self._entry.last_message_at
 
     def wait_subscribed(self, timeout: Optional[float] = None) -> bool:
-        """Block until the server confirmed it: True; False on timeout (or if unsubscribed).
+        """Block until the server confirmed it and its snapshot is in local state (so
+        ``client.order_book``, ``markets`` and ``subaccount`` reflect it): True; False on
+        timeout (or if unsubscribed).
 
         Raises :class:`~dydx_ws.SubscriptionError` with the server's text if it failed.
         """
@@ -166,7 +169,7 @@ class Subscription:
             while True:
                 if self._closed:
                     return False
-                if entry.state is SubscriptionState.ACTIVE:
+                if entry.state is SubscriptionState.ACTIVE and entry.delivered:
                     return True
                 if entry.state is SubscriptionState.FAILED:
                     assert entry.error is not None
@@ -259,20 +262,31 @@ class SubscriptionRegistry:
             out = []
             for entry in self._entries.values():
                 if entry.state is not SubscriptionState.FAILED:
+                    entry.delivered = False
                     self._set(entry, SubscriptionState.PENDING)
                     out.append(entry.topic)
             return out
 
-    def confirm(self, key: Key) -> bool:
-        """A ``subscribed`` arrived; True if it was for a known topic."""
+    def confirm(self, key: Key, *, delivered: bool = False) -> bool:
+        """A ``subscribed`` arrived (``delivered``: no snapshot will follow, e.g. "already
+        subscribed"); True if it was for a known topic."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return False
             entry.retries = 0
             entry.error = None
+            entry.delivered = entry.delivered or delivered
             self._set(entry, SubscriptionState.ACTIVE)
             return True
+
+    def mark_delivered(self, key: Key) -> None:
+        """The snapshot of ``key`` has been applied to local state (worker thread)."""
+        entry = self._entries.get(key)
+        if entry is not None and not entry.delivered:
+            with entry.changed:
+                entry.delivered = True
+                entry.changed.notify_all()
 
     def fail(self, key: Key, text: str) -> Optional[Topic]:
         with self._lock:

@@ -361,3 +361,24 @@ def test_start_stop_cycles_do_not_retain_memory(emulator: IndexerEmulator) -> No
         tracemalloc.stop()
     growth = sum(d.size_diff for d in after.compare_to(before, "filename"))
     assert growth < 32 * 1024, f"the SDK kept {growth} bytes after 50 client lifetimes"
+
+
+def test_wait_subscribed_returns_once_the_snapshot_is_in_local_state(
+    emulator: IndexerEmulator,
+) -> None:
+    gate = threading.Event()
+    with make_client(emulator, workers=1) as client:
+        # a callback blocking on the snapshot does not hold wait_subscribed() back
+        book_sub = client.subscribe_orderbook("BTC-USD", lambda m: gate.wait(10))
+        try:
+            assert book_sub.wait_subscribed(10)
+            assert len(client.order_book("BTC-USD")) > 0  # readable at once, no polling
+            assert not gate.is_set()  # ...while the callback is still blocked
+        finally:
+            gate.set()
+        markets_sub = client.subscribe_markets()
+        account_sub = client.subscribe_subaccount(emulator.demo_address, 0)
+        assert markets_sub.wait_subscribed(10)
+        assert set(client.markets) == {"BTC-USD", "ETH-USD"}
+        assert account_sub.wait_subscribed(10)
+        assert client.subaccount(emulator.demo_address, 0).has_snapshot
