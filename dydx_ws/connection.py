@@ -275,6 +275,8 @@ class Connection:
     def stop(self, timeout: float) -> bool:
         """Close the socket (code 1000) and join the I/O thread; True if it has exited."""
         self._stop.set()
+        if not self.connected.is_set():
+            self._abort_socket()  # a handshake in progress would otherwise block until its timeout
         self._wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -302,11 +304,19 @@ class Connection:
 
     def drop_connection(self) -> None:
         """Abort the current socket (no close handshake); the loop reconnects."""
-        app = self._app
-        if app is not None and app.sock is not None:
-            with contextlib.suppress(Exception):  # already closed is fine
-                app.sock.shutdown()  # type: ignore[no-untyped-call]
+        self._abort_socket()
         self._wake()
+
+    def _abort_socket(self) -> None:
+        """Shut the socket down from any thread: a read blocked on it (in the handshake or the
+        serve loop) returns at once. (A TCP connect still in progress is bounded by
+        ``connect_timeout`` instead: its socket is not reachable yet.)"""
+        app = self._app
+        ws = app.sock if app is not None else None
+        raw = ws.sock if ws is not None else None
+        if raw is not None:
+            with contextlib.suppress(OSError):  # already closed is fine
+                raw.shutdown(socket.SHUT_RDWR)
 
     # -- I/O thread ----------------------------------------------------------------------------
     def _run(self) -> None:

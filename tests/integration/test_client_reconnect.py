@@ -263,3 +263,31 @@ def test_a_dead_socket_is_noticed_without_client_pings(code: object) -> None:
                 before = client.stats()["reconnects"]
                 emu.drop_connections(code=code)  # type: ignore[arg-type]
                 wait_until(lambda b=before: client.stats()["reconnects"] > b, 3)
+
+
+def test_stop_is_bounded_during_a_hanging_handshake() -> None:
+    """binance #227/#132: stop() hung while the network did not answer."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted = threading.Event()
+    held: list = []  # type: ignore[type-arg]
+
+    def accept_and_say_nothing() -> None:
+        held.append(server.accept())
+        accepted.set()
+
+    acceptor = threading.Thread(target=accept_and_say_nothing, name="silent-server")
+    acceptor.start()
+    try:
+        port = server.getsockname()[1]
+        client = DydxWebSocketClient(url=f"ws://127.0.0.1:{port}", connect_timeout=30)
+        client.start()
+        assert accepted.wait(5)  # the TCP connection is up; the upgrade is never answered
+        t0 = time.monotonic()
+        assert client.stop(timeout=3)
+        assert time.monotonic() - t0 < 3
+        assert sdk_threads() == []
+    finally:
+        acceptor.join(5)
+        for conn, _ in held:
+            conn.close()
+        server.close()
