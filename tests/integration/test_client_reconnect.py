@@ -271,7 +271,7 @@ def test_a_dead_socket_is_noticed_without_client_pings(code: object) -> None:
             for _ in range(5):
                 before = client.stats()["reconnects"]
                 emu.drop_connections(code=code)  # type: ignore[arg-type]
-                wait_until(lambda b=before: client.stats()["reconnects"] > b, 3)
+                wait_until(lambda b=before: client.stats()["reconnects"] > b, 5)
 
 
 def test_stop_is_bounded_during_a_hanging_handshake() -> None:
