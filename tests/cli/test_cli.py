@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Tuple
 
 import pytest
 
@@ -209,12 +209,11 @@ def test_refused_subscription_exit_4(emu) -> None:
 
 
 # -- Ctrl-C ----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("command", [["watch", "block_height"], ["book", "BTC-USD"]])
-def test_ctrl_c_exits_130(emu, command: List[str]) -> None:
+def _interrupt(argv: List[str]) -> Tuple[str, str, int]:
+    """Start ``dydx-ws argv``, wait for its first output line (it runs and receives data),
+    send SIGINT, and return (first line + the rest of stdout, stderr, exit code)."""
     proc = subprocess.Popen(
-        [*DYDX_WS, *command, "--network", emu.ws_url, "--interval", "0.2"][
-            : None if command[0] == "book" else -2
-        ],
+        [*DYDX_WS, *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -223,37 +222,29 @@ def test_ctrl_c_exits_130(emu, command: List[str]) -> None:
     )
     try:
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # it is running and receiving data
+        first = proc.stdout.readline()
         assert first.strip(), proc.stderr.read() if proc.stderr else ""
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 130, err
-    assert "interrupted" in err and "Traceback" not in err
-
-
-def test_demo_ctrl_c_prints_summary_and_exits_130() -> None:
-    proc = subprocess.Popen(
-        [*DYDX_WS, "demo"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=cli_env(),
-        cwd=str(ROOT),
-    )
-    try:
-        assert proc.stdout is not None
-        assert "height" in proc.stdout.readline()  # the first status line (after ~1 s)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
+    return first + out, err, proc.returncode
+
+
+@pytest.mark.parametrize("command", [["watch", "block_height"], ["book", "BTC-USD"]])
+def test_ctrl_c_exits_130(emu, command: List[str]) -> None:
+    interval = ["--interval", "0.2"] if command[0] == "book" else []
+    _, err, code = _interrupt([*command, "--network", emu.ws_url, *interval])
+    assert code == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+
+
+def test_demo_ctrl_c_prints_summary_and_exits_130() -> None:
+    out, err, code = _interrupt(["demo"])
+    assert "height" in out.splitlines()[0]  # the first status line (after ~1 s)
+    assert code == 130, err
     assert "demo summary" in out and "Traceback" not in err
 
 
