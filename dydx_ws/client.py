@@ -139,7 +139,7 @@ class DydxWebSocketClient:
             )
         )
         self._state = LocalState(uncross)
-        self._registry = SubscriptionRegistry(self._on_last_release)
+        self._registry = SubscriptionRegistry(self._on_last_release, self._lock)
         self._events = EventHub()
         # Events run on a worker; the emitter reaches the dispatcher once it exists.
         self._emitter = Emitter(self._events, lambda key, fn: self._dispatcher.call_soon(key, fn))

@@ -185,16 +185,15 @@ class Router:
 
     def _on_subscribed(self, msg: Message) -> None:
         key: Key = (msg.channel or "", msg.id)
-        if not self._registry.confirm(key):
-            # Subscribed after we unsubscribed (the unsubscribe raced the snapshot fetch):
-            # end it again so the server does not stream what nobody wants.
-            self._counters["unrouted"] += 1
-            with self._lock:
+        with self._lock:  # atomic with a concurrent subscribe of the same topic
+            if not self._registry.confirm(key):
+                # Subscribed after we unsubscribed (the unsubscribe raced the snapshot fetch):
+                # end it again so the server does not stream what nobody wants.
+                self._counters["unrouted"] += 1
                 if self.ready and msg.channel:
                     wire_id = None if msg.channel in ("v4_markets", "v4_block_height") else msg.id
                     self.send_unsubscribe(Topic(msg.channel, wire_id, False))
-            return
-        with self._lock:
+                return
             self._restoring.discard(key)
         self._route(msg)
         if self._restore_report is not None:
@@ -216,16 +215,16 @@ class Router:
                 self._fail(key, text)
 
     def _retry_fetch(self, key: Key, text: str) -> None:
-        retries = self._registry.note_retry(key)
-        entry = self._registry.get(key)
-        if entry is None:
-            return
-        if retries > MAX_FETCH_RETRIES:
-            self._fail(key, text)
-            return
-        with self._lock:
-            if self.ready:
-                self.send_subscribe(entry.topic, delay=min(30.0, 2.0 ** (retries - 1)))
+        with self._lock:  # the topic must still be live when the subscribe is queued
+            retries = self._registry.note_retry(key)
+            entry = self._registry.get(key)
+            if entry is None:
+                return
+            if retries <= MAX_FETCH_RETRIES:
+                if self.ready:
+                    self.send_subscribe(entry.topic, delay=min(30.0, 2.0 ** (retries - 1)))
+                return
+        self._fail(key, text)
 
     def _fail(self, key: Key, text: str) -> None:
         if self._registry.fail(key, text) is None:
@@ -272,13 +271,13 @@ class Router:
         now = time.monotonic()
         if now - self._last_resync.get(key, -1e9) < RESYNC_MIN_INTERVAL:
             return
-        entry = self._registry.get(key)
-        if entry is None:
-            return
-        self._last_resync[key] = now
-        self._counters.add("resyncs")  # also counted by drift repairs on the workers
-        self._state.mark_books_stale(key)
-        with self._lock:
+        with self._lock:  # the topic must still be live when its re-subscribe is queued
+            entry = self._registry.get(key)
+            if entry is None:
+                return
+            self._last_resync[key] = now
+            self._counters.add("resyncs")  # also counted by drift repairs on the workers
+            self._state.mark_books_stale(key)
             if self.ready:
                 self.send_unsubscribe(entry.topic)
                 self.send_subscribe(entry.topic)

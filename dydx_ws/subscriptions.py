@@ -192,8 +192,15 @@ class Subscription:
 class SubscriptionRegistry:
     """All topics of one client, their handles and states; thread-safe."""
 
-    def __init__(self, on_last_release: Callable[[Topic], None]) -> None:
-        self._lock = threading.RLock()
+    def __init__(
+        self,
+        on_last_release: Callable[[Topic], None],
+        lock: Optional[threading.RLock] = None,
+    ) -> None:
+        # The client passes its own lock: a last release (and its unsubscribe on the wire) must
+        # be atomic with a concurrent ``add`` of the same topic, or the unsubscribe could follow
+        # the new subscribe and end the server subscription the new handle relies on.
+        self._lock = lock if lock is not None else threading.RLock()
         self._entries: Dict[Key, _Entry] = {}
         self._on_last_release = on_last_release
 
@@ -235,14 +242,12 @@ class SubscriptionRegistry:
             entry = handle._entry
             if handle in entry.handles:
                 entry.handles.remove(handle)
-            last = not entry.handles and self._entries.get(entry.topic.key) is entry
-            if last:
+            if not entry.handles and self._entries.get(entry.topic.key) is entry:
                 del self._entries[entry.topic.key]
                 self._set(entry, SubscriptionState.UNSUBSCRIBED)
+                self._on_last_release(entry.topic)  # under the lock: see __init__
         with entry.changed:
             entry.changed.notify_all()
-        if last:
-            self._on_last_release(entry.topic)
 
     # -- connection side (I/O thread) ----------------------------------------------------------
     def topics(self) -> List[Topic]:
