@@ -9,7 +9,8 @@ per second seen by a user callback for:
 (a) a bare ``websocket.WebSocketApp`` with ``json.loads`` in ``on_message``: what the official dYdX
     Python client does (``run_forever`` defaults, dict messages, callbacks on the I/O thread);
 (b) ``DydxWebSocketClient``: typed messages decoded on the I/O thread and delivered through the
-    worker pool to the callback.
+    worker pool to the callback, parsing JSON with the standard library (as installed without
+    extras), and (b') the same with orjson (the ``fast`` extra), when it is installed.
 
 for small order book updates and ~1.5 KB subaccount updates.
 """
@@ -33,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 import websocket  # noqa: E402
 
-from dydx_ws import DydxWebSocketClient  # noqa: E402
+from dydx_ws import DydxWebSocketClient, json_backend  # noqa: E402
 
 FRAMES_DIR = ROOT / "tests" / "fixtures" / "frames"
 ADDRESS = "dydx1kzsvkf2ghjqlysuffdkhcdctknl4rsvcx5hkm5"
@@ -191,7 +192,18 @@ def run_bare(port: int, n: int, sub: Dict[str, Any]) -> float:
     return meter.rate
 
 
-def run_sdk(port: int, n: int, sub: Dict[str, Any], workers: int) -> float:
+def run_sdk(
+    port: int, n: int, sub: Dict[str, Any], workers: int, loads: Callable[[Any], Any]
+) -> float:
+    installed = json_backend.loads
+    json_backend.loads = loads
+    try:
+        return _run_sdk(port, n, sub, workers)
+    finally:
+        json_backend.loads = installed
+
+
+def _run_sdk(port: int, n: int, sub: Dict[str, Any], workers: int) -> float:
     meter = Meter(n)
     client = DydxWebSocketClient(url=f"ws://127.0.0.1:{port}", workers=workers, ping_interval=0)
     subscribe: Callable[..., Any]
@@ -212,23 +224,30 @@ def run_sdk(port: int, n: int, sub: Dict[str, Any], workers: int) -> float:
 def main() -> None:
     quick = "--quick" in sys.argv
     plans = [("book", 20_000 if quick else 100_000), ("account", 5_000 if quick else 20_000)]
-    print(
-        f"{'workload':34} {'(a) bare WebSocketApp':>22} {'(b) DydxWebSocketClient':>24} {'b/a':>6}"
-    )
-    results: List[Tuple[str, float]] = []
+    backends: List[Tuple[str, Callable[[Any], Any]]] = [("json", json_backend.stdlib_loads)]
+    if json_backend.BACKEND == "orjson":
+        backends.append(("orjson", json_backend.loads))
+    else:
+        print("orjson is not installed (pip install -e '.[fast]'): column (b') is skipped")
+    head = f"{'workload':34} {'(a) bare WebSocketApp':>22}"
+    for name, _ in backends:
+        head += f" {'(b) SDK [' + name + ']':>20} {'b/a':>6}"
+    print(head)
     for kind, n in plans:
         flood, size, sub = _frames(kind, n)
-        proc, port = start_server(flood, connections=2)
+        proc, port = start_server(flood, connections=1 + len(backends))
         try:
             bare = run_bare(port, n, sub)
-            sdk = run_sdk(port, n, sub, workers=1)
+            rates = [run_sdk(port, n, sub, 1, loads) for _, loads in backends]
         finally:
             proc.join(10)
             if proc.is_alive():
                 proc.terminate()
         label = f"{'order book update' if kind == 'book' else 'subaccount update'} ({size} B) x{n}"
-        print(f"{label:34} {bare:18,.0f} msg/s {sdk:20,.0f} msg/s {sdk / bare:5.2f}x")
-        results.append((kind, sdk / bare))
+        line = f"{label:34} {bare:16,.0f} msg/s"
+        for rate in rates:
+            line += f" {rate:14,.0f} msg/s {rate / bare:5.2f}x"
+        print(line)
     print("targets: b/a >= 2x on small frames, >= 10x on 1.5 KB frames")
 
 

@@ -1,6 +1,7 @@
 """``decode_message``: one wire frame in, one typed :mod:`~dydx_ws.messages` message out.
 
-The frame is parsed with ``json.loads``; the envelope is read directly, and contents go through
+The frame is parsed by :mod:`dydx_ws.json_backend` (orjson if installed, else ``json.loads``,
+with identical results); the envelope is read directly, and contents go through
 the generated model decoders of :mod:`dydx_ws.codec`. Batches (``channel_batch_data``) are merged
 in wire order. Any failure raises :class:`~dydx_ws.DecodeError` naming channel, type and field.
 
@@ -10,11 +11,11 @@ The same channel logic also runs with ``Model.from_dict`` as the model loader
 
 from __future__ import annotations
 
-import json
 import time
 from decimal import Decimal
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, TypeVar
 
+from . import json_backend
 from .codec import _to_decimal, decoder_for, locate_error
 from .errors import DecodeError
 from .messages import (
@@ -70,7 +71,6 @@ M = TypeVar("M")
 Loader = Callable[[Any], Any]
 Fields = Dict[str, Any]
 _new = object.__new__
-_loads = json.loads
 
 
 class _Located(Exception):
@@ -285,10 +285,9 @@ class FrameDecoder:
         kind = raw.__class__
         if kind is str or kind is bytes or kind is bytearray:
             try:
-                # WebSocket text is UTF-8 (RFC 6455): decode strictly (this is the UTF-8
-                # validation websocket-client is told to skip) instead of letting json.loads
-                # guess the encoding of bytes.
-                frame = _loads(raw if kind is str else raw.decode())
+                # WebSocket text is UTF-8 (RFC 6455): bytes are decoded strictly (this is the
+                # UTF-8 validation websocket-client is told to skip), never guessed.
+                frame = json_backend.loads(raw)
             except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
                 raise DecodeError(f"invalid JSON: {exc}", raw=raw) from None
             except RecursionError:
