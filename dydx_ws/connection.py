@@ -302,6 +302,11 @@ class Connection:
             self._outgoing.append(item)
         self._wake()
 
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        """The I/O thread once started."""
+        return self._thread
+
     def drop_connection(self) -> None:
         """Abort the current socket (no close handshake); the loop reconnects."""
         self._abort_socket()

@@ -198,6 +198,10 @@ class Dispatcher:
                 w.thread.start()
         return self
 
+    def threads(self) -> List[threading.Thread]:
+        """The started worker threads."""
+        return [w.thread for w in self._workers if w.thread is not None]
+
     def stop(self, timeout: float = 5.0) -> bool:
         """Stop the pool within ``timeout`` seconds; True if every worker thread has exited.
 

@@ -97,6 +97,10 @@ class DriftRepair:
         self._thread = threading.Thread(target=self._run, name="dydx-ws-resync", daemon=False)
         self._thread.start()
 
+    @property
+    def thread(self) -> Optional[threading.Thread]:
+        return self._thread
+
     def stop(self, timeout: float) -> bool:
         self._stop.set()
         thread = self._thread
