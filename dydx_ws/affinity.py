@@ -3,9 +3,9 @@
 The I/O thread and the workers never run Python at the same time (they share the GIL), but the
 operating system spreads them over cores, so every message the I/O thread builds is read and freed
 on another core. Keeping them on one core avoids that traffic: ``bench/throughput.py`` measured
-+25-40% messages/s on 1.6 KB frames. The cost: C code that releases the GIL (TLS decryption,
-numpy in a callback) no longer runs beside the SDK's Python on another core. Opt-in for that
-reason (``DydxWebSocketClient(cpu_affinity=...)``).
++31% and +59% messages/s on 1.6 KB frames in two runs. The cost: C code that releases the GIL
+(TLS decryption, numpy in a callback) no longer runs beside the SDK's Python on another core.
+Opt-in for that reason (``DydxWebSocketClient(cpu_affinity=...)``).
 """
 
 from __future__ import annotations

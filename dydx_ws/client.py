@@ -83,7 +83,7 @@ class DydxWebSocketClient:
       (default: one for ``network.rest_url``, closed by ``stop()``).
     - ``cpu_affinity``: a CPU number or numbers to pin the SDK's threads to (Linux; opt-in). They
       share the GIL anyway, and one core spares the cache traffic of handing every message to
-      another core: +25-40% messages/s on large frames (:mod:`dydx_ws.affinity`).
+      another core: +31-59% messages/s on 1.6 KB frames (:mod:`dydx_ws.affinity`).
     """
 
     def __init__(
