@@ -97,6 +97,7 @@ class _Gen:
     def __init__(self) -> None:
         self.ns: Dict[str, Any] = {
             "_D": Decimal,
+            "_I": int,
             "_to_str": _to_str,
             "_to_decimal": _to_decimal,
             "_to_int": _to_int,
@@ -143,8 +144,11 @@ class _Gen:
             return f"(_D({v}) if {v}.__class__ is str else _to_decimal({v}))"
         if tp is bool:
             return f"({v} if {v}.__class__ is bool else _to_bool({v}))"
-        if tp is int:
-            return f"({v} if {v}.__class__ is int else _to_int({v}))"
+        if tp is int:  # heights travel as strings: both common cases are inlined
+            return (
+                f"({v} if {v}.__class__ is int else _I({v}) if {v}.__class__ is str"
+                f" else _to_int({v}))"
+            )
         if tp is float:
             return f"({v} if {v}.__class__ is float else _to_float({v}))"
         if tp is datetime:

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -60,6 +61,7 @@ logging.getLogger("websocket").addFilter(_DemoteOwnThreadRecords())
 SUBSCRIBE_WINDOW = 1.2  # seconds; the server allows 2 subscribes per channel+id per 1 s window
 SUBSCRIBES_PER_WINDOW = 2
 _MAX_WAIT = 1.0  # the serve loop wakes at least this often
+_READ_SIZE = 65536  # bytes asked of the socket per read
 _BURST = 64  # frames read back to back before sends, pings and ticks are looked at again
 
 
@@ -168,22 +170,28 @@ class _BufferedSocket:
     websocket-client asks for exact byte counts (header, length, payload: 2-3 ``recv`` calls per
     frame). Each system call releases and re-acquires the GIL, and with worker threads running
     that hand-off dominated the receive path. One 64 KiB ``recv`` here serves many frames, and
-    the serve loop reads buffered frames without waiting in ``select``. Everything else is the
-    real socket's.
+    the serve loop reads buffered frames without waiting in ``select``; a frame cut by the end of
+    a read is completed here too (``need`` / ``fill``), so websocket-client's own reader only
+    sees control frames, fragments and anything unusual. Everything else is the real socket's.
     """
 
-    __slots__ = ("_buf", "_pos", "_sock")
+    __slots__ = ("_buf", "_eof", "_pos", "_readable_now", "_sock", "need")
 
-    def __init__(self, sock: Any) -> None:
+    def __init__(self, sock: Any, readable_now: Callable[[], bool] = lambda: True) -> None:
         self._sock = sock
+        self._readable_now = readable_now  # does the socket have bytes, without waiting?
         self._buf = b""
         self._pos = 0
+        self._eof = False
+        #: Bytes still missing from a fast-path frame at the head of the buffer (0: none).
+        self.need = 0
 
     def recv(self, bufsize: int) -> bytes:
         buf, pos = self._buf, self._pos
         if pos >= len(buf):
-            buf = bytes(self._sock.recv(max(bufsize, 65536)))
+            buf = bytes(self._sock.recv(max(bufsize, _READ_SIZE)))
             if not buf:
+                self._eof = True
                 return buf
             self._buf, pos = buf, 0
         end = pos + bufsize
@@ -193,39 +201,64 @@ class _BufferedSocket:
     def next_data_frame(self) -> Optional[bytes]:
         """The payload of the next frame if it is a complete, final, unmasked text or binary
         frame already in the buffer (the common case, parsed here in a few operations);
-        otherwise None and nothing is consumed, so websocket-client reads the frame (control
-        frames, fragments, frames still arriving). websocket-client keeps no parser state
+        otherwise None and nothing is consumed. ``need`` then says how many more bytes such a
+        frame still needs (see ``fill``), or is 0 when websocket-client must read what comes
+        next (control frames, fragments, anything else). websocket-client keeps no parser state
         between frames, so the two never see half a frame each."""
         buf, pos = self._buf, self._pos
         avail = len(buf) - pos
         if avail < 2:
+            self.need = 0 if self._eof else 2 - avail
             return None
         b0, b1 = buf[pos], buf[pos + 1]
-        if b0 != 0x81 and b0 != 0x82:  # FIN, no RSV bits, opcode text/binary
+        if (b0 != 0x81 and b0 != 0x82) or b1 > 127:  # not FIN + text/binary, or masked
+            self.need = 0
             return None
-        n = b1  # a server never masks (the mask bit would make n >= 128: not ours)
+        n = b1
         head = 2
         if n == 126:
             if avail < 4:
+                self.need = 0 if self._eof else 4 - avail
                 return None
             n = (buf[pos + 2] << 8) | buf[pos + 3]
             head = 4
         elif n == 127:
             if avail < 10:
+                self.need = 0 if self._eof else 10 - avail
                 return None
             n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
             head = 10
-        elif n > 127:
-            return None
         end = pos + head + n
         if end > len(buf):
+            self.need = 0 if self._eof else end - len(buf)
             return None
         self._pos = end
         return buf[pos + head : end]
 
+    def fill(self) -> bool:
+        """Append what the socket has ready (without waiting) to the unread bytes; False if
+        nothing was ready. At end of stream ``need`` stays 0, so websocket-client's reader runs
+        into the close and reports it."""
+        sock = self._sock
+        pending = getattr(sock, "pending", None)
+        if not (pending and pending()) and not self._readable_now():
+            return False
+        try:
+            chunk = sock.recv(max(self.need, _READ_SIZE))
+        except ssl.SSLWantReadError:  # part of a TLS record: the rest is on its way
+            return False
+        if not chunk:
+            self._eof = True
+            self.need = 0
+            return True
+        self._buf = self._buf[self._pos :] + chunk
+        self._pos = 0
+        self.need = 0  # the head frame is parsed again by the next next_data_frame()
+        return True
+
     def buffered(self) -> bool:
-        """Bytes are waiting here (or in the TLS layer) without touching the socket."""
-        if self._pos < len(self._buf):
+        """A frame can be read without touching the socket (or the TLS layer holds bytes)."""
+        if self._pos < len(self._buf) and not self.need:
             return True
         pending = getattr(self._sock, "pending", None)
         return bool(pending and pending())
@@ -404,7 +437,9 @@ class Connection:
     def _serve(self, app: websocket.WebSocketApp, read: Callable[[], bool]) -> None:
         ws = app.sock
         assert ws is not None and ws.sock is not None
-        sock = _BufferedSocket(ws.sock)
+        probe = selectors.DefaultSelector()  # "readable right now?" for frames cut by a read
+        probe.register(ws.sock, selectors.EVENT_READ)
+        sock = _BufferedSocket(ws.sock, lambda: bool(probe.select(0)))
         ws.sock = sock  # type: ignore[assignment]
         buffered = sock.buffered
         next_data_frame = sock.next_data_frame
@@ -453,6 +488,10 @@ class Connection:
                         payload = next_data_frame() if fast_ok else None
                         if payload is not None:
                             on_message(None, payload)
+                        elif fast_ok and sock.need:
+                            if not sock.fill():
+                                break  # the rest of the frame has not arrived: select
+                            continue
                         # websocket-client's reader returns False on a close frame but True
                         # ("has errored") after tearing the socket down on an error: both end
                         # the session, which a closed socket shows as app.sock being None.
@@ -464,6 +503,7 @@ class Connection:
                             break
         finally:
             sel.close()
+            probe.close()
 
     def _flush_sends(self, ws: websocket.WebSocket, now: float) -> float:
         """Send what is due; return how long until the next deferred send (or _MAX_WAIT)."""

@@ -212,22 +212,22 @@ class _Channels:
                 subaccount = account(c["subaccount"])
             items = get("orders")
             if items:
-                orders += [order(x) for x in _list(items)]
+                orders += map(order, _list(items))
             items = get("fills")
             if items:
-                fills += [fill(x) for x in _list(items)]
+                fills += map(fill, _list(items))
             items = get("perpetualPositions")
             if items:
-                perps += [perp(x) for x in _list(items)]
+                perps += map(perp, _list(items))
             items = get("assetPositions")
             if items:
-                assets += [asset(x) for x in _list(items)]
+                assets += map(asset, _list(items))
             items = get("transfers")
             if items is not None:  # a single object on the wire; tolerate a list too
-                transfers += [self.transfer(t) for t in _as_list(items)]
+                transfers += map(self.transfer, _as_list(items))
             items = get("tradingReward")
             if items is not None:
-                rewards += [self.reward(r) for r in _as_list(items)]
+                rewards += map(self.reward, _as_list(items))
             items = get("blockHeight")
             if items is not None:
                 height = parse_height(items)

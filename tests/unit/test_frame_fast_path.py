@@ -92,3 +92,65 @@ def test_a_control_frame_between_data_frames(pair: Tuple[socket.socket, _Buffere
     assert reader.next_data_frame() is None
     assert reader.recv(2) == b"\x89\x00"  # websocket-client reads the ping...
     assert reader.next_data_frame() == b"b"  # ...and the fast path resumes after it
+
+
+def test_a_frame_cut_by_the_end_of_a_read_is_completed_by_fill(
+    pair: Tuple[socket.socket, _BufferedSocket],
+) -> None:
+    writer, reader = pair
+    payload = b"y" * 1500
+    data = frame(b"a") + frame(payload) + frame(b"b")
+    cut = len(frame(b"a")) + 700
+    pull(writer, reader, data[:cut])
+    assert reader.next_data_frame() == b"a"
+    assert reader.next_data_frame() is None
+    assert reader.need == len(frame(payload)) - 700  # the bytes still to come
+    assert not reader.buffered()  # so the serve loop waits in select, not in a busy loop
+    writer.sendall(data[cut:])
+    assert reader.fill()
+    assert reader.need == 0 and reader.buffered()
+    assert reader.next_data_frame() == payload
+    assert reader.next_data_frame() == b"b"
+
+
+@pytest.mark.parametrize("cut", [0, 1, 3, 9])  # inside the header, at every length encoding
+def test_fill_completes_a_cut_header(
+    pair: Tuple[socket.socket, _BufferedSocket], cut: int
+) -> None:
+    writer, reader = pair
+    payload = b"z" * 70000
+    data = frame(payload)
+    writer.sendall(data[:cut])
+    if cut:
+        reader._buf, reader._pos = reader._sock.recv(cut), 0
+    assert reader.next_data_frame() is None and reader.need > 0
+    writer.sendall(data[cut:])
+    reader._sock.settimeout(2)
+    got = reader.next_data_frame()
+    while got is None:  # a large frame arrives in several chunks
+        assert reader.need > 0
+        assert reader.fill()
+        got = reader.next_data_frame()
+    assert got == payload
+
+
+def test_fill_without_ready_bytes_returns_false(
+    pair: Tuple[socket.socket, _BufferedSocket],
+) -> None:
+    _, b = pair
+    reader = _BufferedSocket(b._sock, readable_now=lambda: False)
+    assert reader.next_data_frame() is None and reader.need == 2
+    assert not reader.fill()  # nothing ready: the caller goes back to select
+
+
+def test_end_of_stream_inside_a_frame_goes_to_websocket_client(
+    pair: Tuple[socket.socket, _BufferedSocket],
+) -> None:
+    writer, reader = pair
+    pull(writer, reader, frame(b"x" * 300)[:100])
+    writer.shutdown(socket.SHUT_WR)
+    assert reader.next_data_frame() is None and reader.need > 0
+    assert reader.fill()  # end of stream noted
+    assert reader.next_data_frame() is None and reader.need == 0  # websocket-client's turn:
+    assert reader.recv(100) == frame(b"x" * 300)[:100]  # it reads what is left...
+    assert reader.recv(2) == b""  # ...and then sees the end of the stream
