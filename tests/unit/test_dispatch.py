@@ -525,3 +525,47 @@ def test_stats_shape(make: Callable[..., Dispatcher]) -> None:
         "busy_for",
     }
     assert OverflowPolicy("drop_newest") is OverflowPolicy.DROP_NEWEST
+
+
+# --- handled items are freed by the producer --------------------------------------------------
+
+
+class Tracked:
+    """An item that records which thread freed it."""
+
+    freed_on: List[str] = []
+
+    def __del__(self) -> None:
+        Tracked.freed_on.append(threading.current_thread().name)
+
+
+def handled(d: Dispatcher, key: Hashable) -> None:
+    """Wait until the batch holding what was queued so far for ``key`` is finished: the second
+    marker runs in a later batch, taken only after the first was handed back."""
+    drained(d, [key])
+    drained(d, [key])
+
+
+def test_handled_items_are_freed_by_the_producer_on_its_next_submit_or_flush(
+    make: Callable[..., Dispatcher],
+) -> None:
+    Tracked.freed_on = []
+    d = make(lambda key, item: None)
+    d.submit("k", Tracked())
+    handled(d, "k")  # handled, but held until the producer comes back
+    assert Tracked.freed_on == []
+    d.submit("k", "next")  # the producer frees what was handled meanwhile
+    assert Tracked.freed_on == [threading.current_thread().name]
+    d.submit("k", Tracked())
+    handled(d, "k")
+    d.flush()  # the client flushes whenever its I/O thread is about to wait
+    assert Tracked.freed_on == [threading.current_thread().name] * 2
+
+
+def test_stop_frees_handled_items(make: Callable[..., Dispatcher]) -> None:
+    Tracked.freed_on = []
+    d = make(lambda key, item: None)
+    d.submit("k", Tracked())
+    handled(d, "k")
+    assert d.stop(WAIT)
+    assert len(Tracked.freed_on) == 1
