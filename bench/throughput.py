@@ -9,11 +9,13 @@ per second seen by a user callback for:
 (a) a bare ``websocket.WebSocketApp`` with ``json.loads`` in ``on_message``: what the official dYdX
     Python client does (``run_forever`` defaults, dict messages, callbacks on the I/O thread);
 (b) ``DydxWebSocketClient``: typed messages decoded on the I/O thread and delivered through the
-    worker pool to the callback, parsing JSON with the standard library (as installed without
-    extras), the same with orjson (the ``fast`` extra) when it is installed, and that with
-    ``cpu_affinity`` (the SDK's threads pinned to one CPU; Linux) as well.
+    worker pool to the callback. First with its defaults as installed (orjson when the ``fast``
+    extra is there; ``cpu_affinity="auto"``), then one change at a time: the standard library's
+    ``json``, and ``cpu_affinity=None`` (threads left to the operating system's placement).
 
-for small order book updates and ~1.5 KB subaccount updates.
+for small order book updates and ~1.5 KB subaccount updates. This machine class is shared and
+noisy (±30% between runs), so every column runs once per round, in a rotating order, over
+``--rounds`` rounds (default 5), and medians are compared; the per-round ratios show the spread.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ import base64
 import hashlib
 import json
 import multiprocessing as mp
-import os
 import socket
+import statistics
 import struct
 import sys
 import threading
@@ -37,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 import websocket  # noqa: E402
 
 from dydx_ws import DydxWebSocketClient, json_backend  # noqa: E402
+from dydx_ws.affinity import AutoAffinity  # noqa: E402
 
 FRAMES_DIR = ROOT / "tests" / "fixtures" / "frames"
 ADDRESS = "dydx1kzsvkf2ghjqlysuffdkhcdctknl4rsvcx5hkm5"
@@ -194,9 +197,10 @@ def run_bare(port: int, n: int, sub: Dict[str, Any]) -> float:
     return meter.rate
 
 
-def run_sdk(
-    port: int, n: int, sub: Dict[str, Any], workers: int, config: Tuple[Any, Optional[int]]
-) -> float:
+Config = Tuple[Callable[[Any], Any], Any]  # (JSON loads, cpu_affinity)
+
+
+def run_sdk(port: int, n: int, sub: Dict[str, Any], workers: int, config: Config) -> float:
     loads, cpu = config
     installed = json_backend.loads
     json_backend.loads = loads
@@ -206,9 +210,7 @@ def run_sdk(
         json_backend.loads = installed
 
 
-def _run_sdk(
-    port: int, n: int, sub: Dict[str, Any], workers: int, cpu: Optional[int] = None
-) -> float:
+def _run_sdk(port: int, n: int, sub: Dict[str, Any], workers: int, cpu: Any = "auto") -> float:
     meter = Meter(n)
     client = DydxWebSocketClient(
         url=f"ws://127.0.0.1:{port}", workers=workers, ping_interval=0, cpu_affinity=cpu
@@ -228,38 +230,65 @@ def _run_sdk(
     return meter.rate
 
 
+def configs() -> List[Tuple[str, Optional[Config]]]:
+    """(a) first, then the SDK as installed, then one change at a time."""
+    default = json_backend.BACKEND
+    out: List[Tuple[str, Optional[Config]]] = [
+        ("(a) bare WebSocketApp", None),
+        (f"(b) SDK defaults [{default}]", (json_backend.loads, "auto")),
+    ]
+    if default == "orjson":
+        out.append(("(b) json instead", (json_backend.stdlib_loads, "auto")))
+    else:
+        print("orjson is not installed (pip install -e '.[fast]'): the SDK uses json")
+    if AutoAffinity.create(lambda: []) is not None:
+        out.append(("(b) cpu_affinity=None", (json_backend.loads, None)))
+    return out
+
+
 def main() -> None:
     quick = "--quick" in sys.argv
+    rounds = 2 if quick else 5
+    if "--rounds" in sys.argv:
+        rounds = int(sys.argv[sys.argv.index("--rounds") + 1])
     plans = [("book", 20_000 if quick else 100_000), ("account", 5_000 if quick else 20_000)]
-    backends: List[Tuple[str, Tuple[Any, Optional[int]]]] = [
-        ("json", (json_backend.stdlib_loads, None))
-    ]
-    if json_backend.BACKEND == "orjson":
-        backends.append(("orjson", (json_backend.loads, None)))
-    else:
-        print("orjson is not installed (pip install -e '.[fast]'): its column is skipped")
-    if hasattr(os, "sched_getaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        backends.append((f"{json_backend.BACKEND}+cpu{cpu}", (json_backend.loads, cpu)))
-    head = f"{'workload':34} {'(a) bare WebSocketApp':>22}"
-    for name, _ in backends:
-        head += f" {'(b) SDK [' + name + ']':>22} {'b/a':>6}"
+    plan = configs()
+    print(
+        f"{rounds} rounds; each round runs every column once, in a rotating order; "
+        "medians over rounds (b/a: ratio of the medians; per-round ratios in brackets)"
+    )
+    head = f"{'workload':34}"
+    for name, config in plan:
+        head += f" {name:>26}" + (f" {'b/a':>6}" if config is not None else "")
     print(head)
     for kind, n in plans:
         flood, size, sub = _frames(kind, n)
-        proc, port = start_server(flood, connections=1 + len(backends))
+        proc, port = start_server(flood, connections=rounds * len(plan))
+        rates: Dict[str, List[float]] = {name: [] for name, _ in plan}
         try:
-            bare = run_bare(port, n, sub)
-            rates = [run_sdk(port, n, sub, 1, config) for _, config in backends]
+            for r in range(rounds):
+                order = plan[r % len(plan) :] + plan[: r % len(plan)]
+                for name, config in order:
+                    rate = run_bare(port, n, sub) if config is None else run_sdk(
+                        port, n, sub, 1, config
+                    )
+                    rates[name].append(rate)
         finally:
             proc.join(10)
             if proc.is_alive():
                 proc.terminate()
         label = f"{'order book update' if kind == 'book' else 'subaccount update'} ({size} B) x{n}"
-        line = f"{label:34} {bare:16,.0f} msg/s"
-        for rate in rates:
-            line += f" {rate:16,.0f} msg/s {rate / bare:5.2f}x"
+        bare = rates[plan[0][0]]
+        line = f"{label:34}"
+        for name, config in plan:
+            med = statistics.median(rates[name])
+            line += f" {med:20,.0f} msg/s"
+            if config is not None:
+                line += f" {med / statistics.median(bare):5.2f}x"
         print(line)
+        for name, _config in plan[1:]:
+            ratios = [b / a for a, b in zip(bare, rates[name])]
+            print(f"{'':34}   {name}: per-round b/a {min(ratios):.2f}x-{max(ratios):.2f}x")
     print("targets: b/a >= 2x on small frames, >= 10x on 1.5 KB frames")
 
 

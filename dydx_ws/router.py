@@ -54,6 +54,7 @@ class Router:
         counters: Counters,
         lock: threading.RLock,
         is_stopping: Callable[[], bool],
+        tick: Optional[Callable[[float], None]] = None,
     ) -> None:
         self._url = url
         self._registry = registry
@@ -63,6 +64,7 @@ class Router:
         self._counters = counters
         self._lock = lock  # the client's: guards ``ready`` against concurrent subscribes
         self._is_stopping = is_stopping
+        self._tick = tick  # extra housekeeping on the I/O thread (cpu_affinity="auto")
         self.connection: Optional[Connection] = None  # set once the client created it
         self.ready = False  # connected, and subscriptions are sent as they are made
         self.connection_id: Optional[str] = None
@@ -140,6 +142,8 @@ class Router:
     def on_tick(self, now: float) -> None:
         if self._restore_report is not None:
             self._maybe_report_restored(now)
+        if self._tick is not None:
+            self._tick(now)
 
     # -- frames (I/O thread, or a replay) ----------------------------------------------------
     def on_frame(self, data: Any, received_at: Optional[float] = None) -> Optional[Message]:

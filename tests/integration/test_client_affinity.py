@@ -1,10 +1,15 @@
 """``cpu_affinity``: the SDK's own threads (I/O, workers, drift repair) are pinned where asked,
-other threads are not, and a bad value is refused before anything starts."""
+other threads are not, and a bad value is refused before anything starts. The default
+(``"auto"``) pins them to one CPU once connected and lets go when another program needs it."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
+import time
+from typing import Any, Callable, Dict, List
 
 import pytest
 from support import Recorder
@@ -32,7 +37,84 @@ def test_the_sdk_threads_run_on_the_given_cpu(emulator: IndexerEmulator) -> None
         assert os.sched_getaffinity(threading.get_native_id()) == everything  # caller untouched
 
 
-@pytest.mark.parametrize("bad", [[], [True], ["0"], [10_000], 10_000, -1])
+@pytest.mark.parametrize("bad", [[], [True], ["0"], [10_000], 10_000, -1, "fast", ""])
 def test_a_cpu_the_process_cannot_use_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="cpu_affinity"):
         DydxWebSocketClient(url="ws://127.0.0.1:9", cpu_affinity=bad)  # type: ignore[arg-type]
+
+
+def _sdk_thread_cpus() -> Dict[str, frozenset]:  # type: ignore[type-arg]
+    return {
+        t.name: frozenset(os.sched_getaffinity(t.native_id))
+        for t in threading.enumerate()
+        if t.name.startswith("dydx-ws-") and t.native_id is not None
+    }
+
+
+def _until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+def _pinned_cpu(client: DydxWebSocketClient) -> Any:
+    cpu = client.stats()["cpu_affinity"]["cpu"]
+    return None if cpu is None else (cpu,)  # truthy even for CPU 0
+
+
+def test_by_default_the_sdk_threads_share_one_cpu_once_connected(
+    emulator: IndexerEmulator,
+) -> None:
+    everything = frozenset(os.sched_getaffinity(0))
+    rec = Recorder()
+    client = DydxWebSocketClient(network=emulator.network, workers=2, check_interval=30)
+    with client:
+        client.subscribe_block_height(rec)
+        rec.wait(lambda: rec.count() >= 2, 10)
+        cpu = _until(lambda: _pinned_cpu(client), 10, "threads pinned")[0]
+        assert client.stats()["cpu_affinity"] == {"mode": "auto", "cpu": cpu, "releases": 0}
+        cpus = _sdk_thread_cpus()
+        assert {"dydx-ws-io", "dydx-ws-worker-0", "dydx-ws-worker-1", "dydx-ws-resync"} <= set(cpus)
+        assert set(cpus.values()) == {frozenset([cpu])}, cpus
+        assert os.sched_getaffinity(threading.get_native_id()) == everything  # caller untouched
+
+
+def test_auto_lets_go_when_another_program_needs_that_cpu(emulator: IndexerEmulator) -> None:
+    everything = frozenset(os.sched_getaffinity(0))
+    rec = Recorder()
+    client = DydxWebSocketClient(network=emulator.network, workers=2, check_interval=None)
+    with client:
+        client.subscribe_block_height(rec)
+        cpu = _until(lambda: _pinned_cpu(client), 10, "threads pinned")[0]
+        hog = subprocess.Popen(  # a busy loop on the very CPU the SDK's threads are on
+            [sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{cpu}}})\nwhile 1: pass"]
+        )
+        try:
+            stats = _until(
+                lambda: client.stats()["cpu_affinity"]["releases"] and client.stats(),
+                15,
+                "released under contention",
+            )
+            assert stats["cpu_affinity"]["cpu"] is None
+            assert set(_sdk_thread_cpus().values()) == {everything}
+            n = rec.count()
+            rec.wait(lambda: rec.count() > n, 10)  # still delivering
+        finally:
+            hog.kill()
+            hog.wait(10)
+
+
+def test_none_leaves_scheduling_to_the_operating_system(emulator: IndexerEmulator) -> None:
+    everything = frozenset(os.sched_getaffinity(0))
+    rec = Recorder()
+    client = DydxWebSocketClient(network=emulator.network, workers=2, cpu_affinity=None)
+    with client:
+        client.subscribe_block_height(rec)
+        rec.wait(lambda: rec.count() >= 3, 10)
+        assert client.stats()["cpu_affinity"] == {"mode": "off"}
+        values: List[frozenset] = list(_sdk_thread_cpus().values())  # type: ignore[type-arg]
+        assert values and set(values) == {everything}
