@@ -255,7 +255,7 @@ def main() -> None:
     plan = configs()
     print(
         f"{rounds} rounds; each round runs every column once, in a rotating order; "
-        "medians over rounds (b/a: ratio of the medians; per-round ratios in brackets)"
+        "medians over rounds (b/a: ratio of the medians; the spread of per-round ratios below)"
     )
     head = f"{'workload':34}"
     for name, config in plan:

@@ -128,7 +128,7 @@ class DydxWebSocketClient:
             headers=headers,
         )
         self._auto_affinity: Optional[AutoAffinity] = None
-        if cpu_affinity == "auto":
+        if isinstance(cpu_affinity, str) and cpu_affinity == "auto":
             self._cpus = None
             self._auto_affinity = AutoAffinity.create(self._sdk_threads)
         else:
