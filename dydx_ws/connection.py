@@ -175,11 +175,12 @@ class _BufferedSocket:
     sees control frames, fragments and anything unusual. Everything else is the real socket's.
     """
 
-    __slots__ = ("_buf", "_eof", "_pos", "_readable_now", "_sock", "need")
+    __slots__ = ("_buf", "_eof", "_pending", "_pos", "_readable_now", "_sock", "need")
 
-    def __init__(self, sock: Any, readable_now: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, sock: Any, readable_now: Callable[[], bool]) -> None:
         self._sock = sock
         self._readable_now = readable_now  # does the socket have bytes, without waiting?
+        self._pending: Optional[Callable[[], int]] = getattr(sock, "pending", None)  # TLS
         self._buf = b""
         self._pos = 0
         self._eof = False
@@ -239,12 +240,10 @@ class _BufferedSocket:
         """Append what the socket has ready (without waiting) to the unread bytes; False if
         nothing was ready. At end of stream ``need`` stays 0, so websocket-client's reader runs
         into the close and reports it."""
-        sock = self._sock
-        pending = getattr(sock, "pending", None)
-        if not (pending and pending()) and not self._readable_now():
+        if not self._tls_pending() and not self._readable_now():
             return False
         try:
-            chunk = sock.recv(max(self.need, _READ_SIZE))
+            chunk = self._sock.recv(max(self.need, _READ_SIZE))
         except ssl.SSLWantReadError:  # part of a TLS record: the rest is on its way
             return False
         if not chunk:
@@ -258,10 +257,12 @@ class _BufferedSocket:
 
     def buffered(self) -> bool:
         """A frame can be read without touching the socket (or the TLS layer holds bytes)."""
-        if self._pos < len(self._buf) and not self.need:
-            return True
-        pending = getattr(self._sock, "pending", None)
-        return bool(pending and pending())
+        return (self._pos < len(self._buf) and not self.need) or self._tls_pending()
+
+    def _tls_pending(self) -> bool:
+        """Decrypted bytes wait in the TLS layer (invisible to ``select``)."""
+        pending = self._pending
+        return pending is not None and pending() > 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
