@@ -1,0 +1,1 @@
+"""Test helpers shared by the suites (servers of our own, waiting utilities)."""
