@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Callable, Dict, List, Optional, Type, Union
 
 from .affinity import AutoAffinity, CpuSpec, parse_cpus, pin_threads
-from .connection import Connection, ConnectionOptions, proxy_options
+from .connection import Connection, ConnectionOptions, check_proxy
 from .delivery import Delivery, label
 from .dispatch import Dispatcher, OverflowPolicy
 from .errors import DydxWsError
@@ -124,7 +124,7 @@ class DydxWebSocketClient:
             pong_timeout=pong_timeout,
             connect_timeout=connect_timeout,
             sslopt=_tls_options(self.network.ws_url, ca_bundle, sslopt),
-            proxy=proxy_options(proxy),
+            proxy=check_proxy(proxy),
             headers=headers,
         )
         self._auto_affinity: Optional[AutoAffinity] = None

@@ -37,6 +37,7 @@ from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Protoco
 import websocket
 
 from .reconnect import ReconnectPolicy
+from .transport import HandshakeError, HandshakeSocket, check_upgrade, open_socket
 
 __all__ = ["CloseInfo", "Connection", "ConnectionListener", "ConnectionOptions"]
 
@@ -63,6 +64,23 @@ SUBSCRIBES_PER_WINDOW = 2
 _MAX_WAIT = 1.0  # the serve loop wakes at least this often
 _READ_SIZE = 65536  # bytes asked of the socket per read
 _BURST = 64  # frames read back to back before sends, pings and ticks are looked at again
+#: The largest message accepted (a frame, or a fragmented message in total). The largest real
+#: snapshots (every market; a subaccount with its orders; 100-level books) are well under 1 MiB,
+#: the server's own inbound limit is 100 MiB; a declared size above this fails the link at once.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+MIN_MAX_MESSAGE_SIZE = 65536  # the fast path checks sizes only for 64-bit lengths (>= 64 KiB)
+DEFAULT_MAX_HANDSHAKE_SIZE = 64 * 1024  # the HTTP upgrade response, headers and any body
+RETRY_AFTER_CAP = 300.0  # seconds: the longest Retry-After honoured
+_CLOSE_WAIT = 1.0  # seconds the close handshake may take on stop()
+_VALID_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
+
+
+class ProtocolViolation(websocket.WebSocketProtocolException):
+    """The server broke RFC 6455 (or a configured limit): the link is failed with ``code``."""
+
+    def __init__(self, message: str, code: int = 1002) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -75,9 +93,11 @@ class ConnectionOptions:
     pong_timeout: float = 10.0
     connect_timeout: float = 10.0
     sslopt: Optional[Dict[str, Any]] = None
-    proxy: Dict[str, Any] = field(default_factory=dict)
+    proxy: Optional[str] = None
     headers: Optional[Dict[str, str]] = None
     thread_name: str = "dydx-ws-io"
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE
 
 
 @dataclass
@@ -89,6 +109,7 @@ class CloseInfo:
     reason: str = ""
     error: Optional[BaseException] = None
     rate_limited: bool = False
+    retry_after: Optional[float] = None  # seconds, from a refused handshake's Retry-After
     opened_at: Optional[float] = None
     closed_at: float = 0.0
 
@@ -175,10 +196,16 @@ class _BufferedSocket:
     sees control frames, fragments and anything unusual. Everything else is the real socket's.
     """
 
-    __slots__ = ("_buf", "_eof", "_pending", "_pos", "_readable_now", "_sock", "need")
+    __slots__ = ("_buf", "_eof", "_max", "_pending", "_pos", "_readable_now", "_sock", "need")
 
-    def __init__(self, sock: Any, readable_now: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        sock: Any,
+        readable_now: Callable[[], bool],
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> None:
         self._sock = sock
+        self._max = max_message_size
         self._readable_now = readable_now  # does the socket have bytes, without waiting?
         self._pending: Optional[Callable[[], int]] = getattr(sock, "pending", None)  # TLS
         self._buf = b""
@@ -228,6 +255,9 @@ class _BufferedSocket:
                 self.need = 0 if self._eof else 10 - avail
                 return None
             n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+            if n > self._max:  # next_frame() fails the link before anything is buffered
+                self.need = 0
+                return None
             head = 10
         end = pos + head + n
         if end > len(buf):
@@ -235,6 +265,56 @@ class _BufferedSocket:
             return None
         self._pos = end
         return buf[pos + head : end]
+
+    def next_frame(self) -> Optional[Tuple[int, bool, bytes]]:
+        """The next frame of any kind as ``(opcode, fin, payload)``, or None while it is
+        incomplete (``need`` says how many bytes are missing; 0 at end of stream). The frame
+        head is checked before its payload is waited for: a masked frame, RSV bits (no
+        extension is ever negotiated), a reserved opcode, a fragmented or >125-byte control
+        frame, or a length over ``max_message_size`` raise :class:`ProtocolViolation`."""
+        buf, pos = self._buf, self._pos
+        avail = len(buf) - pos
+        self.need = 0
+        if avail < 2:
+            self.need = 0 if self._eof else 2 - avail
+            return None
+        b0, b1 = buf[pos], buf[pos + 1]
+        opcode, fin, n = b0 & 0x0F, bool(b0 & 0x80), b1 & 0x7F
+        if b1 & 0x80:
+            raise ProtocolViolation("the server sent a masked frame")
+        if b0 & 0x70:
+            raise ProtocolViolation(f"RSV bits {(b0 >> 4) & 7:#05b} set, no extension agreed")
+        if opcode >= 0x8:
+            if opcode > 0xA:
+                raise ProtocolViolation(f"reserved control opcode {opcode:#x}")
+            if not fin:
+                raise ProtocolViolation("fragmented control frame")
+            if n > 125:
+                raise ProtocolViolation("control frame longer than 125 bytes")
+        elif opcode > 0x2:
+            raise ProtocolViolation(f"reserved data opcode {opcode:#x}")
+        head = 2
+        if n == 126:
+            head = 4
+        elif n == 127:
+            head = 10
+        if avail < head:
+            self.need = 0 if self._eof else head - avail
+            return None
+        if n == 126:
+            n = (buf[pos + 2] << 8) | buf[pos + 3]
+        elif n == 127:
+            n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        if n > self._max:
+            raise ProtocolViolation(
+                f"a frame of {n} bytes exceeds max_message_size ({self._max})", code=1009
+            )
+        end = pos + head + n
+        if end > len(buf):
+            self.need = 0 if self._eof else end - len(buf)
+            return None
+        self._pos = end
+        return opcode, fin, buf[pos + head : end]
 
     def fill(self) -> bool:
         """Append what the socket has ready (without waiting) to the unread bytes; False if
@@ -291,7 +371,10 @@ class Connection:
         self._wake_w.setblocking(False)
         self._pacer = _SendPacer()
         self._backoff = options.reconnect.backoff()
-        self._app: Optional[websocket.WebSocketApp] = None
+        self._raw: Optional[socket.socket] = None  # the current attempt's socket
+        self._close_by = 0.0  # when stop()'s close handshake gives up
+        self._fragments: Optional[List[bytes]] = None  # a fragmented message being received
+        self._fragments_size = 0
         self._close: Dict[str, Any] = {}
         self._last_pong = 0.0
         self._ping_sent = 0.0
@@ -307,14 +390,22 @@ class Connection:
         self._thread.start()
 
     def stop(self, timeout: float) -> bool:
-        """Close the socket (code 1000) and join the I/O thread; True if it has exited."""
+        """Close the socket (code 1000) and join the I/O thread; True if it has exited.
+
+        Every wait of the I/O thread also watches the wake-pipe, so it exits at once in any state
+        (connecting, mid-handshake, mid-frame); the close handshake gets at most half of
+        ``timeout`` (and at most 1 s). Should the thread still be alive near the end, the socket
+        is shut down under it (a blocked send returns) before the final join."""
+        deadline = time.monotonic() + timeout
+        self._close_by = time.monotonic() + min(_CLOSE_WAIT, timeout / 2)
         self._stop.set()
-        if not self.connected.is_set():
-            self._abort_socket()  # a handshake in progress would otherwise block until its timeout
         self._wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            thread.join(max(0.0, timeout * 0.8))
+            if thread.is_alive():
+                self._abort_socket()
+                thread.join(max(0.0, deadline - time.monotonic()))
             alive = thread.is_alive()
         else:
             alive = False
@@ -347,12 +438,9 @@ class Connection:
         self._wake()
 
     def _abort_socket(self) -> None:
-        """Shut the socket down from any thread: a read blocked on it (in the handshake or the
-        serve loop) returns at once. (A TCP connect still in progress is bounded by
-        ``connect_timeout`` instead: its socket is not reachable yet.)"""
-        app = self._app
-        ws = app.sock if app is not None else None
-        raw = ws.sock if ws is not None else None
+        """Shut the current socket down from any thread: a read or send blocked on it returns
+        at once (the loop then reconnects, or exits when stopping)."""
+        raw = self._raw
         if raw is not None:
             with contextlib.suppress(OSError):  # already closed is fine
                 raw.shutdown(socket.SHUT_RDWR)
@@ -372,6 +460,8 @@ class Connection:
                 if delay is None:
                     self._listener.on_give_up(info)
                     break
+                if info.retry_after is not None:  # the server asked for longer: honoured
+                    delay = max(delay, min(info.retry_after, RETRY_AFTER_CAP))
                 self._listener.on_retry(delay, backoff.attempts, info)
                 if self._stop.wait(delay):
                     break
@@ -382,75 +472,98 @@ class Connection:
             self.connected.clear()
 
     def _session(self) -> CloseInfo:
-        """One connect attempt and, if it opens, serve it until it closes."""
+        """One connect attempt and, if it opens, serve it until it closes. Whatever happens,
+        the socket this attempt opened is shut down and closed before it returns."""
         self._close = {}
         with self._lock:
             self._outgoing.clear()  # anything queued for a previous socket is stale
         self._pacer.reset()
+        deadline = time.monotonic() + self._opt.connect_timeout
+        try:
+            raw = open_socket(
+                self._opt.url,
+                deadline=deadline,
+                sslopt=self._opt.sslopt,
+                proxy=self._opt.proxy,
+                wake=self._wake_r,
+                interrupted=self._stop.is_set,
+            )
+        except Exception as exc:
+            self._close["error"] = exc
+            return self._info(was_open=False, opened_at=None)
+        self._raw = raw
+        try:
+            try:
+                ws = self._upgrade(raw, deadline)
+            except Exception as exc:
+                self._close.setdefault("error", exc)
+                return self._info(was_open=False, opened_at=None)
+            opened_at = time.monotonic()
+            self._backoff.connected()  # stability (and the backoff reset) counts from here
+            self.connected.set()
+            self._listener.on_open()
+            try:
+                self._serve(ws, raw)
+            except Exception as exc:
+                self._close.setdefault("error", exc)
+            finally:
+                self.connected.clear()
+            return self._info(was_open=True, opened_at=opened_at)
+        finally:
+            self._raw = None
+            with contextlib.suppress(OSError):
+                raw.shutdown(socket.SHUT_RDWR)
+            raw.close()
+
+    def _upgrade(self, raw: socket.socket, deadline: float) -> websocket.WebSocket:
+        """The HTTP upgrade on ``raw`` (websocket-client's, through a :class:`HandshakeSocket`
+        that bounds it); the 101 response is then checked for what the client never offered."""
         handoff = _HandOff()
         app = websocket.WebSocketApp(
             self._opt.url,
-            header=self._handshake_headers,
-            on_open=lambda _ws: None,
-            on_message=self._on_message,
+            header=[f"{k}: {v}" for k, v in (self._opt.headers or {}).items()],
             on_error=self._on_error,
-            on_close=self._on_close,
-            on_pong=self._on_pong,
+            socket=HandshakeSocket(  # type: ignore[arg-type]  # a socket for websocket-client
+                raw,
+                deadline=deadline,
+                max_size=self._opt.max_handshake_size,
+                wake=self._wake_r,
+                interrupted=self._stop.is_set,
+            ),
         )
-        self._app = app
-        proxy = self._opt.proxy
-        try:
-            app.run_forever(
-                dispatcher=handoff,
-                sslopt=self._opt.sslopt,
-                skip_utf8_validation=True,  # json.loads rejects invalid UTF-8 anyway
-                reconnect=0,
-                ping_interval=0,
-                **proxy,
-            )
-        except Exception as exc:
-            self._close.setdefault("error", exc)
-        if handoff.read_callback is None or app.sock is None or app.sock.sock is None:
-            self._app = None
-            return self._info(was_open=False, opened_at=None)
-        opened_at = time.monotonic()
-        self._backoff.connected()  # stability (and the backoff reset) counts from here
-        self.connected.set()
-        self._listener.on_open()
-        try:
-            self._serve(app, handoff.read_callback)
-        except Exception as exc:
-            self._close.setdefault("error", exc)
-        finally:
-            self.connected.clear()
-            self._teardown(app, graceful=self._stop.is_set())
-            self._app = None
-        return self._info(was_open=True, opened_at=opened_at)
-
-    def _handshake_headers(self) -> List[str]:
-        # websocket-client calls this right before connect(): the moment to bound the connect and
-        # handshake time of this socket without touching the library's process-wide default.
-        app = self._app
-        if app is not None and app.sock is not None:
-            app.sock.settimeout(self._opt.connect_timeout)
-        return [f"{k}: {v}" for k, v in (self._opt.headers or {}).items()]
-
-    def _serve(self, app: websocket.WebSocketApp, read: Callable[[], bool]) -> None:
+        app.run_forever(
+            dispatcher=handoff,
+            skip_utf8_validation=True,  # json.loads rejects invalid UTF-8 anyway
+            reconnect=0,
+            ping_interval=0,
+        )
         ws = app.sock
-        assert ws is not None and ws.sock is not None
+        if handoff.read_callback is None or ws is None or ws.handshake_response is None:
+            raise self._close.pop("error", None) or HandshakeError("the handshake failed")
+        check_upgrade(ws.handshake_response.headers)
+        raw.settimeout(min(self._opt.connect_timeout, self._opt.pong_timeout))  # sends, TLS
+        return ws
+
+    def _serve(self, ws: websocket.WebSocket, raw: socket.socket) -> None:
+        """Read every frame here, from the buffer, without ever blocking outside ``select``
+        (whose wait ends at the next ping or pong deadline): a stall anywhere, even inside a
+        frame, ends in ping_interval + pong_timeout, and stop() wakes it at once."""
         probe = selectors.DefaultSelector()  # "readable right now?" for frames cut by a read
-        probe.register(ws.sock, selectors.EVENT_READ)
-        sock = _BufferedSocket(ws.sock, lambda: bool(probe.select(0)))
-        ws.sock = sock  # type: ignore[assignment]
+        probe.register(raw, selectors.EVENT_READ)
+        sock = _BufferedSocket(raw, lambda: bool(probe.select(0)), self._opt.max_message_size)
+        ws.sock = sock  # type: ignore[assignment]  # sends still go through websocket-client
         buffered = sock.buffered
         next_data_frame = sock.next_data_frame
         on_message = self._on_message
-        fast_ok = ws.cont_frame.recving_frames is None  # not inside a fragmented message
+        self._fragments = None
+        self._fragments_size = 0
+        fast_ok = True  # not inside a fragmented message
         sel = selectors.DefaultSelector()
-        sel.register(sock, selectors.EVENT_READ, "socket")
+        sel.register(raw, selectors.EVENT_READ, "socket")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._last_pong = self._ping_sent = 0.0
         next_ping = time.monotonic() + self._opt.ping_interval
+        error: Optional[BaseException] = None
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
@@ -493,18 +606,65 @@ class Connection:
                             if not sock.fill():
                                 break  # the rest of the frame has not arrived: select
                             continue
-                        # websocket-client's reader returns False on a close frame but True
-                        # ("has errored") after tearing the socket down on an error: both end
-                        # the session, which a closed socket shows as app.sock being None.
-                        elif not read() or app.sock is None:
-                            return  # on_close / on_error recorded code, reason and error
                         else:
-                            fast_ok = ws.cont_frame.recving_frames is None
+                            frame = sock.next_frame()
+                            if frame is None:
+                                if not sock.need:
+                                    raise websocket.WebSocketConnectionClosedException(
+                                        "the server closed the TCP connection"
+                                    )
+                                if not sock.fill():
+                                    break
+                                continue
+                            if self._on_other_frame(ws, *frame):
+                                return  # the server closed: code and reason are recorded
+                            fast_ok = self._fragments is None
                         if not buffered():
                             break
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
+            self._teardown(ws, sock, raw, error)
             sel.close()
             probe.close()
+
+    def _on_other_frame(
+        self, ws: websocket.WebSocket, opcode: int, fin: bool, data: bytes
+    ) -> bool:
+        """A frame the fast path left: fragments, control frames. True when the server closed."""
+        if opcode == 0x9:  # ping
+            ws.pong(data)
+        elif opcode == 0xA:  # pong
+            self._on_pong(None, data)
+        elif opcode == 0x8:
+            code, reason = _parse_close(data)
+            self._on_close(None, code, reason)
+            with contextlib.suppress(Exception):  # the peer may be gone already
+                ws.send_close(code or websocket.STATUS_NORMAL)  # echo it (RFC 6455 5.5.1)
+            return True
+        elif opcode == 0x0:
+            parts = self._fragments
+            if parts is None:
+                raise ProtocolViolation("a continuation frame outside a fragmented message")
+            self._fragments_size += len(data)
+            if self._fragments_size > self._opt.max_message_size:
+                raise ProtocolViolation(
+                    f"a fragmented message exceeds max_message_size "
+                    f"({self._opt.max_message_size})",
+                    code=1009,
+                )
+            parts.append(data)
+            if fin:
+                self._fragments = None
+                self._on_message(None, b"".join(parts))
+        elif self._fragments is not None:
+            raise ProtocolViolation("a new data frame inside a fragmented message")
+        elif fin:
+            self._on_message(None, data)
+        else:
+            self._fragments, self._fragments_size = [data], len(data)
+        return False
 
     def _flush_sends(self, ws: websocket.WebSocket, now: float) -> float:
         """Send what is due; return how long until the next deferred send (or _MAX_WAIT)."""
@@ -533,19 +693,41 @@ class Connection:
                 self._outgoing = deferred
         return wait
 
-    def _teardown(self, app: websocket.WebSocketApp, graceful: bool) -> None:
-        ws = app.sock
-        app.keep_running = False
-        if ws is None:
-            return
+    def _teardown(
+        self,
+        ws: websocket.WebSocket,
+        sock: _BufferedSocket,
+        raw: socket.socket,
+        error: Optional[BaseException],
+    ) -> None:
+        """Say why the link ends (close 1002/1009 on a violation; 1000 and a bounded wait for
+        the server's close on stop()); the caller then shuts the socket down in any case."""
         try:
-            if graceful and ws.connected:
-                ws.close(status=websocket.STATUS_NORMAL, timeout=1.0)
+            if isinstance(error, ProtocolViolation):
+                ws.send_close(error.code, str(error)[:120].encode())
+            elif error is None and self._stop.is_set() and ws.connected:
+                ws.send_close(websocket.STATUS_NORMAL)
+                self._await_close(sock, raw, self._close_by)
         except Exception:  # best effort on a dying socket
             log.debug("close handshake failed", exc_info=True)
-        finally:
-            ws.shutdown()  # type: ignore[no-untyped-call]
-            app.sock = None
+
+    @staticmethod
+    def _await_close(sock: _BufferedSocket, raw: socket.socket, until: float) -> None:
+        """Read (and discard) frames until the server's close frame, the end of the stream or
+        ``until``."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(raw, selectors.EVENT_READ)
+            while True:
+                frame = sock.next_frame()
+                if frame is not None:
+                    if frame[0] == 0x8:
+                        return
+                    continue
+                remaining = until - time.monotonic()
+                if not sock.need or remaining <= 0:
+                    return
+                if sel.select(remaining) and not sock.fill():
+                    return
 
     # -- websocket-client callbacks (I/O thread) ------------------------------------------------
     def _on_message(self, _ws: Any, data: Any) -> None:
@@ -574,6 +756,7 @@ class Connection:
             reason=str(self._close.get("reason", "") or getattr(error, "reason", "") or ""),
             error=error,
             rate_limited=(not was_open and status == 429),
+            retry_after=getattr(error, "retry_after", None),
             opened_at=opened_at,
             closed_at=time.monotonic(),
         )
@@ -594,23 +777,28 @@ class Connection:
                 s.close()
 
 
-def proxy_options(proxy: Optional[str]) -> Dict[str, Any]:
-    """``run_forever`` keyword arguments for a proxy URL (``http://user:pw@host:port``,
-    ``socks5://host:port``...)."""
+def check_proxy(proxy: Optional[str]) -> Optional[str]:
+    """The proxy URL (``http://user:pw@host:port``, ``socks5://host:port``...), validated."""
     if not proxy:
-        return {}
+        return None
     from urllib.parse import urlsplit
 
     parts = urlsplit(proxy)
-    if not parts.hostname:
+    if not parts.hostname or parts.scheme.lower() not in ("http", "https", "socks4", "socks5"):
         raise ValueError(f"invalid proxy URL {proxy!r}")
-    scheme = parts.scheme or "http"
-    options: Dict[str, Any] = {
-        "http_proxy_host": parts.hostname,
-        "http_proxy_port": parts.port or (1080 if scheme.startswith("socks") else 8080),
-        "proxy_type": scheme if scheme != "https" else "http",
-    }
-    if parts.username:
-        options["http_proxy_auth"] = (parts.username, parts.password or "")
-    return options
+    return proxy
 
+
+def _parse_close(data: bytes) -> Tuple[Optional[int], str]:
+    """Code and reason of a close frame (RFC 6455 5.5.1, 7.4); ProtocolViolation if invalid."""
+    if not data:
+        return None, ""
+    if len(data) == 1:
+        raise ProtocolViolation("a close frame with a 1-byte payload")
+    code = (data[0] << 8) | data[1]
+    if code not in _VALID_CLOSE_CODES:
+        raise ProtocolViolation(f"invalid close code {code}")
+    try:
+        return code, data[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolViolation("a close reason that is not UTF-8", code=1007) from None
