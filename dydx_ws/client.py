@@ -26,7 +26,14 @@ from types import TracebackType
 from typing import Any, Callable, Dict, List, Optional, Type, Union
 
 from .affinity import AutoAffinity, CpuSpec, parse_cpus, pin_threads
-from .connection import Connection, ConnectionOptions, check_proxy
+from .connection import (
+    DEFAULT_MAX_HANDSHAKE_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MIN_MAX_MESSAGE_SIZE,
+    Connection,
+    ConnectionOptions,
+    check_proxy,
+)
 from .delivery import Delivery, label
 from .dispatch import Dispatcher, OverflowPolicy
 from .errors import DydxWsError
@@ -72,7 +79,13 @@ class DydxWebSocketClient:
       applies (``"block"``: wait up to ``block_timeout`` then drop; ``"drop_oldest"``;
       ``"drop_newest"``). Every drop is counted, reported and the subscription resynced.
     - ``reconnect``: a :class:`ReconnectPolicy`. ``ping_interval``/``pong_timeout``: client ping
-      frames that detect a silent or half-open link. ``connect_timeout``: TCP + TLS + handshake.
+      frames that detect a silent or half-open link (every wait for the server, even inside a
+      frame, ends within ``ping_interval + pong_timeout``). ``connect_timeout``: one deadline
+      for TCP, proxy, TLS and the whole HTTP upgrade.
+    - ``max_message_size``: the largest message (frame, or fragmented message in total) accepted,
+      checked on its declared length before it is buffered (default 64 MiB, at least 64 KiB);
+      ``max_handshake_size``: the largest HTTP upgrade response (default 64 KiB). Over either,
+      the connection is failed with an ``error`` event and reconnected.
     - ``ca_bundle`` (a CA file) or ``sslopt`` (websocket-client TLS options); certificates are
       verified by default. ``proxy``: ``http://[user:pw@]host:port`` or ``socks5://host:port``.
     - ``batched``: default ``batched`` flag of subscriptions (per-call ``batched=`` overrides).
@@ -101,6 +114,8 @@ class DydxWebSocketClient:
         ping_interval: float = 20.0,
         pong_timeout: float = 10.0,
         connect_timeout: float = 10.0,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
         ca_bundle: Optional[str] = None,
         sslopt: Optional[Dict[str, Any]] = None,
         proxy: Optional[str] = None,
@@ -117,6 +132,10 @@ class DydxWebSocketClient:
         self.network: Network = network or Network.MAINNET
         if ping_interval < 0 or pong_timeout <= 0 or connect_timeout <= 0:
             raise ValueError("ping_interval must be >= 0, pong_timeout and connect_timeout > 0")
+        if not isinstance(max_message_size, int) or max_message_size < MIN_MAX_MESSAGE_SIZE:
+            raise ValueError(f"max_message_size must be an int >= {MIN_MAX_MESSAGE_SIZE}")
+        if not isinstance(max_handshake_size, int) or max_handshake_size < 1024:
+            raise ValueError("max_handshake_size must be an int >= 1024")
         self._options = ConnectionOptions(
             url=self.network.ws_url,
             reconnect=reconnect or ReconnectPolicy(),
@@ -126,6 +145,8 @@ class DydxWebSocketClient:
             sslopt=_tls_options(self.network.ws_url, ca_bundle, sslopt),
             proxy=check_proxy(proxy),
             headers=headers,
+            max_message_size=max_message_size,
+            max_handshake_size=max_handshake_size,
         )
         self._auto_affinity: Optional[AutoAffinity] = None
         if isinstance(cpu_affinity, str) and cpu_affinity == "auto":
@@ -149,6 +170,8 @@ class DydxWebSocketClient:
                 "callback_errors",
                 "reconnects",
                 "connect_failures",
+                "link_failures",
+                "protocol_violations",
             )
         )
         self._state = LocalState(uncross)
@@ -490,6 +513,8 @@ class DydxWebSocketClient:
             "queue_depth": dispatch["depth"],
             "queue_depths": [w["depth"] for w in dispatch["workers"]],
             "dispatcher": dispatch,
+            "events_pending": self._emitter.pending,
+            "events_dropped": self._emitter.dropped,
             "drift_checks": self._drift.checks if self._drift else 0,
             "cpu_affinity": self._affinity_stats(),
             "subscriptions": subs,

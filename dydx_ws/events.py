@@ -1,11 +1,15 @@
 """Lifecycle events delivered to ``client.on(name, callback)``, and the registry that runs them.
 
 Event callbacks run on a worker thread (never on the I/O thread), in the order the events
-happened; an event callback that raises is logged and does not affect the others.
+happened; an event callback that raises is logged and does not affect the others. At most
+``max_pending`` events wait for slow callbacks: beyond that new events are dropped and counted,
+and one ``error`` event (kind ``"events_dropped"``) reports how many once there is room again.
+An event never holds a whole frame: ``raw`` is an excerpt of at most ``RAW_EXCERPT`` bytes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from dataclasses import dataclass, field
@@ -26,6 +30,8 @@ log = logging.getLogger("dydx_ws.events")
 
 Key = Tuple[str, Optional[str]]
 EVENTS = ("connected", "disconnected", "reconnected", "error", "resync")
+MAX_PENDING_EVENTS = 1000  # events waiting for their callbacks
+RAW_EXCERPT = 512  # characters or bytes of a frame an error event keeps
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,9 @@ class ErrorEvent:
     ``error``), ``"subscription"`` (a subscription failed), ``"callback"`` (a user callback
     raised), ``"overflow"`` (messages dropped: the subscription is resynced), ``"connection"``
     (connect failed or the link died), ``"state"`` (local state could not apply a message),
-    ``"resync"`` (a local book or account differed from REST and was replaced).
+    ``"resync"`` (a local book or account differed from REST and was replaced),
+    ``"events_dropped"`` (event callbacks were too slow: that many events were dropped).
+    ``raw`` is at most the first ``RAW_EXCERPT`` characters or bytes of the frame.
     """
 
     kind: str
@@ -111,17 +119,61 @@ class EventHub:
 
 class Emitter:
     """Hands events to the worker pool (never runs them on the calling thread): event callbacks
-    run in order on the worker of one internal key."""
+    run in order on the worker of one internal key; at most ``max_pending`` wait (see the module
+    docstring)."""
 
     KEY: Hashable = ("__events__", None)
 
-    def __init__(self, hub: EventHub, call_soon: Callable[[Hashable, Callable[[], None]], bool]):
+    def __init__(
+        self,
+        hub: EventHub,
+        call_soon: Callable[[Hashable, Callable[[], None]], bool],
+        max_pending: int = MAX_PENDING_EVENTS,
+    ):
         self._hub = hub
         self._call_soon = call_soon
+        self._max_pending = max_pending
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._unreported = 0  # dropped since the last "events_dropped" report
+        #: Events dropped because ``max_pending`` were already waiting (``stats()``).
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        """Events waiting for their callbacks."""
+        return self._pending
 
     def emit(self, name: str, event: Any) -> None:
-        if self._hub.has(name):
-            self._call_soon(self.KEY, lambda: self._hub.run(name, event))
+        if not self._hub.has(name):
+            return
+        with self._lock:
+            if self._pending >= self._max_pending:
+                self.dropped += 1
+                self._unreported += 1
+                return
+            self._pending += 1
+        if not self._call_soon(self.KEY, lambda: self._run(name, event)):
+            self._done()
+
+    def _run(self, name: str, event: Any) -> None:
+        try:
+            self._hub.run(name, event)
+        finally:
+            self._done()
+
+    def _done(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            dropped = self._unreported if self._pending < self._max_pending // 2 else 0
+            self._unreported -= dropped
+        if dropped:
+            text = (
+                f"{dropped} events dropped: on(...) callbacks were too slow "
+                f"(at most {self._max_pending} events wait)"
+            )
+            log.warning(text)
+            self.emit("error", ErrorEvent("events_dropped", text))
 
     def error(
         self,
@@ -134,7 +186,24 @@ class Emitter:
         raw: Any = None,
     ) -> None:
         log.debug("error event %s: %s", kind, message)
-        self.emit("error", ErrorEvent(kind, message, channel, id, exception, raw))
+        if exception is not None and _is_long(getattr(exception, "raw", None)):
+            with contextlib.suppress(AttributeError):  # an event never holds a whole frame
+                exception.raw = excerpt(exception.raw)  # type: ignore[attr-defined]
+        event = ErrorEvent(kind, message, channel, id, exception, excerpt(raw))
+        self.emit("error", event)
+
+
+def _is_long(raw: Any) -> bool:
+    return isinstance(raw, (str, bytes, bytearray, memoryview)) and len(raw) > RAW_EXCERPT
+
+
+def excerpt(raw: Any) -> Any:
+    """The first ``RAW_EXCERPT`` characters or bytes of a frame (a copy, never a view)."""
+    if isinstance(raw, (bytearray, memoryview)):
+        return bytes(raw[:RAW_EXCERPT])
+    if isinstance(raw, (str, bytes)) and len(raw) > RAW_EXCERPT:
+        return raw[:RAW_EXCERPT]
+    return raw
 
 
 class Counters(Dict[str, int]):

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
 
-from .connection import CloseInfo, Connection
+from .connection import CloseInfo, Connection, ProtocolViolation
 from .decode import CHANNELS, decode_message
 from .delivery import label
 from .dispatch import Dispatcher
@@ -125,11 +125,22 @@ class Router:
 
     def on_retry(self, delay: float, attempt: int, info: CloseInfo) -> None:
         self._attempts = attempt
+        if isinstance(info.error, ProtocolViolation):
+            self._counters["protocol_violations"] += 1
         if not info.was_open:
             self._counters["connect_failures"] += 1
             text = f"connect attempt {attempt} failed ({info.describe()}); retry in {delay:.2f} s"
-            log.info(text)
-            self._emitter.error("connection", text, exception=info.error)
+        elif info.error is not None or attempt > 1:
+            # A link that opened and then failed (an error, or again before it was stable).
+            self._counters["link_failures"] += 1
+            text = (
+                f"the connection failed after it opened ({info.describe()}); "
+                f"reconnect attempt {attempt} in {delay:.2f} s"
+            )
+        else:
+            return  # a server close after a stable session: reported as "disconnected"
+        log.info(text)
+        self._emitter.error("connection", text, exception=info.error)
 
     def on_give_up(self, info: CloseInfo) -> None:
         text = f"giving up reconnecting: {info.describe()}"

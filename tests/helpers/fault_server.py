@@ -202,6 +202,16 @@ class RawConn:
         self.received.append(frame)
         return frame
 
+    def wait_eof(self, timeout: float = 10.0) -> float:
+        """Read (and record) frames until the client ends TCP; the ``time.monotonic()`` of the
+        end. Raises TimeoutError if the socket is still open after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.recv_frame(max(deadline - time.monotonic(), 0.001))
+            except ConnectionGone:
+                return time.monotonic()
+
     def recv_json(self, timeout: float = 10.0) -> Dict[str, Any]:
         """The next text frame as JSON, answering pings on the way."""
         deadline = time.monotonic() + timeout
