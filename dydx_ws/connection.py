@@ -4,21 +4,28 @@ Architecture::
 
     thread "dydx-ws-io":
       loop until stop():
-        WebSocketApp.run_forever(dispatcher=<hand-off>)   # connect + handshake, then returns
+        open_socket()  (transport.py)                    # TCP (+ proxy) + TLS, one deadline
+        WebSocketApp.run_forever(socket=HandshakeSocket,   # the HTTP upgrade, bounded by the
+                                 dispatcher=<hand-off>)    # same deadline; returns once open
         serve(): select([socket, wake-pipe], timeout)      # every byte of I/O happens here
-          - readable socket   -> websocket-client reads one frame -> listener.on_frame(data)
+          - readable socket   -> frames parsed from our read buffer -> listener.on_frame(data)
+                                 (data frames on a fast path; control frames, fragments and
+                                 RFC 6455 checks on the general one; nothing blocks outside
+                                 select, so a stall anywhere ends at the heartbeat deadline)
           - due sends         -> paced: <= 2 subscribes per (channel, id) per ~1.2 s
           - heartbeat         -> a ping frame every ping_interval; no pong within pong_timeout
                                  means a dead or half-open link: drop it and reconnect
           - stop() / send()   -> the wake-pipe interrupts select at once
-        sleep(backoff) interruptibly; >= 30 s after an HTTP 429 at the handshake
+        shut down and close the attempt's socket, whatever happened
+        sleep(backoff) interruptibly; >= 30 s after an HTTP 429, >= Retry-After (capped)
 
 Why a hand-off dispatcher: given a custom ``dispatcher=`` object, ``run_forever`` performs the
-connect and handshake, registers its frame reader with that object and returns. We keep the
-reader and run our own select loop, so heartbeat, pacing, stop and reading share one thread,
-websocket-client's own ping thread and fixed-sleep ``reconnect=`` are never used, and the server's
-ping frames are answered (websocket-client does that inside the read) even while user callbacks
-block on the worker threads. The listener's callbacks run on this thread and must be quick.
+handshake, registers its frame reader with that object and returns. We run our own select loop
+and parse frames ourselves, so heartbeat, pacing, stop and reading share one thread,
+websocket-client's own ping thread and fixed-sleep ``reconnect=`` are never used, and the
+server's pings are answered even while user callbacks block on the worker threads.
+websocket-client still writes the frames (masking) and performs the upgrade. The listener's
+callbacks run on this thread and must be quick.
 """
 
 from __future__ import annotations
@@ -42,7 +49,6 @@ from .transport import HandshakeError, HandshakeSocket, check_upgrade, open_sock
 __all__ = ["CloseInfo", "Connection", "ConnectionListener", "ConnectionOptions"]
 
 log = logging.getLogger("dydx_ws.connection")
-
 
 
 class _DemoteOwnThreadRecords(logging.Filter):
@@ -192,8 +198,8 @@ class _BufferedSocket:
     frame). Each system call releases and re-acquires the GIL, and with worker threads running
     that hand-off dominated the receive path. One 64 KiB ``recv`` here serves many frames, and
     the serve loop reads buffered frames without waiting in ``select``; a frame cut by the end of
-    a read is completed here too (``need`` / ``fill``), so websocket-client's own reader only
-    sees control frames, fragments and anything unusual. Everything else is the real socket's.
+    a read is completed here too (``need`` / ``fill``). ``next_data_frame`` is the fast path;
+    ``next_frame`` parses (and checks) everything else. Everything else is the real socket's.
     """
 
     __slots__ = ("_buf", "_eof", "_max", "_pending", "_pos", "_readable_now", "_sock", "need")
@@ -230,9 +236,8 @@ class _BufferedSocket:
         """The payload of the next frame if it is a complete, final, unmasked text or binary
         frame already in the buffer (the common case, parsed here in a few operations);
         otherwise None and nothing is consumed. ``need`` then says how many more bytes such a
-        frame still needs (see ``fill``), or is 0 when websocket-client must read what comes
-        next (control frames, fragments, anything else). websocket-client keeps no parser state
-        between frames, so the two never see half a frame each."""
+        frame still needs (see ``fill``), or is 0 when next_frame() must parse what comes
+        next (control frames, fragments, frames over ``max_message_size``, anything else)."""
         buf, pos = self._buf, self._pos
         avail = len(buf) - pos
         if avail < 2:
@@ -318,8 +323,8 @@ class _BufferedSocket:
 
     def fill(self) -> bool:
         """Append what the socket has ready (without waiting) to the unread bytes; False if
-        nothing was ready. At end of stream ``need`` stays 0, so websocket-client's reader runs
-        into the close and reports it."""
+        nothing was ready. At end of stream ``need`` stays 0, so ``next_frame`` reports the end
+        (None with ``need`` 0)."""
         if not self._tls_pending() and not self._readable_now():
             return False
         try:
@@ -629,9 +634,7 @@ class Connection:
             sel.close()
             probe.close()
 
-    def _on_other_frame(
-        self, ws: websocket.WebSocket, opcode: int, fin: bool, data: bytes
-    ) -> bool:
+    def _on_other_frame(self, ws: websocket.WebSocket, opcode: int, fin: bool, data: bytes) -> bool:
         """A frame the fast path left: fragments, control frames. True when the server closed."""
         if opcode == 0x9:  # ping
             ws.pong(data)
@@ -650,8 +653,7 @@ class Connection:
             self._fragments_size += len(data)
             if self._fragments_size > self._opt.max_message_size:
                 raise ProtocolViolation(
-                    f"a fragmented message exceeds max_message_size "
-                    f"({self._opt.max_message_size})",
+                    f"a fragmented message exceeds max_message_size ({self._opt.max_message_size})",
                     code=1009,
                 )
             parts.append(data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 from helpers.fault_server import (
@@ -134,28 +134,55 @@ def test_a_ping_trickled_byte_by_byte_is_detected(watched: List[Watched]) -> Non
         assert "no pong" in (w.wait_error("after it opened", 5).message)
 
 
-STOP_STATES: Dict[str, Script] = {
-    "mid-frame": after_open(lambda c: (c.send_raw(b"\x89\x05ab"), hold(c))),
-    "mid-fragment": after_open(
-        lambda c: (c.send_raw(encode_frame(OP_TEXT, b"{", fin=False)), hold(c))
-    ),
-    "mid-handshake (trickled headers)": lambda c: (
-        c.read_request(),
-        c.send_raw(b"HTTP/1.1 101 Switching Protocols\r\n"),
-        c.trickle(b"X-Slow: " + b"a" * 500, interval=0.2),
-    ),
-    "mid-handshake (no answer)": lambda c: (c.read_request(), hold(c)),
-}
+def stop_state(name: str, reached: threading.Event) -> Script:
+    """A script that puts the client in state ``name`` and sets ``reached`` once it is there."""
+
+    def stall(conn: RawConn, data: bytes) -> None:
+        conn.send_raw(data)
+        reached.set()
+        hold(conn)
+
+    if name == "mid-frame":
+        return after_open(lambda c: stall(c, b"\x89\x05ab"))
+    if name == "mid-fragment":
+        return after_open(lambda c: stall(c, encode_frame(OP_TEXT, b"{", fin=False)))
+    if name == "mid-handshake (trickled headers)":
+
+        def trickled(conn: RawConn) -> None:
+            conn.read_request()
+            conn.send_raw(b"HTTP/1.1 101 Switching Protocols\r\n")
+            reached.set()
+            conn.trickle(b"X-Slow: " + b"a" * 500, interval=0.2)
+
+        return trickled
+
+    def unanswered(conn: RawConn) -> None:
+        conn.read_request()
+        reached.set()
+        hold(conn)
+
+    return unanswered
 
 
-@pytest.mark.parametrize("script", list(STOP_STATES.values()), ids=list(STOP_STATES))
-def test_stop_is_bounded_in_every_state(watched: List[Watched], script: Script) -> None:
-    with FaultServer(script) as server:
-        client = DydxWebSocketClient(url=server.url, reconnect=FAST, check_interval=None)
+STOP_STATES = [
+    "mid-frame",
+    "mid-fragment",
+    "mid-handshake (trickled headers)",
+    "mid-handshake (no answer)",
+]
+
+
+@pytest.mark.parametrize("state", STOP_STATES)
+def test_stop_is_bounded_in_every_state(state: str) -> None:
+    reached = threading.Event()
+    with FaultServer(stop_state(state, reached)) as server:
+        client = DydxWebSocketClient(
+            url=server.url, reconnect=FAST, check_interval=None, cpu_affinity=None
+        )
         client.start()
-        conn = server.wait_connections(1)[0]
-        wait_until(lambda: conn.request, 5)  # the client is inside the attempt
-        time.sleep(0.3)  # let the script reach its state (a stall: nothing to wait for)
+        assert reached.wait(10)
+        if state.startswith("mid-f"):
+            assert client.wait_connected(5)
         began = time.monotonic()
         assert client.stop(2.0)
         assert time.monotonic() - began < 2.5
@@ -342,9 +369,7 @@ def test_events_are_bounded_and_hold_excerpts(watched: List[Watched]) -> None:
 
 # --- issue 11 A: the attempt's socket is always shut down -----------------------------------
 @pytest.mark.parametrize("code", [1012, 1008, 1011])
-def test_the_socket_is_shut_down_after_a_server_close(
-    watched: List[Watched], code: int
-) -> None:
+def test_the_socket_is_shut_down_after_a_server_close(watched: List[Watched], code: int) -> None:
     ends: List[float] = []
 
     def then(conn: RawConn) -> None:

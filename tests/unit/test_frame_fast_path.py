@@ -1,5 +1,5 @@
 """The receive fast path: complete, final, unmasked text/binary frames are sliced out of the
-buffer; everything else is left, untouched, for websocket-client to parse."""
+buffer; everything else is left, untouched, for the general parser (next_frame)."""
 
 from __future__ import annotations
 
