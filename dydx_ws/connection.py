@@ -43,6 +43,7 @@ from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Protoco
 
 import websocket
 
+from .errors import DydxConnectionError
 from .reconnect import ReconnectPolicy
 from .transport import HandshakeError, HandshakeSocket, check_upgrade, open_socket
 
@@ -81,7 +82,7 @@ _CLOSE_WAIT = 1.0  # seconds the close handshake may take on stop()
 _VALID_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
 
 
-class ProtocolViolation(websocket.WebSocketProtocolException):
+class ProtocolViolation(DydxConnectionError, websocket.WebSocketProtocolException):
     """The server broke RFC 6455 (or a configured limit): the link is failed with ``code``."""
 
     def __init__(self, message: str, code: int = 1002) -> None:

@@ -28,6 +28,8 @@ from urllib.parse import unquote, urlsplit
 
 import websocket
 
+from .errors import DydxConnectionError
+
 __all__ = [
     "HandshakeError",
     "HandshakeRefused",
@@ -40,8 +42,8 @@ __all__ = [
 Interrupted = Callable[[], bool]
 
 
-class HandshakeError(websocket.WebSocketException):
-    """The link could not be opened as a WebSocket: timeout, oversized or invalid response."""
+class HandshakeError(DydxConnectionError, websocket.WebSocketException):
+    """The link could not be opened as a WebSocket: oversized or invalid response, or stopped."""
 
 
 class HandshakeRefused(HandshakeError):
