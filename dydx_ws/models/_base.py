@@ -61,7 +61,8 @@ def parse_decimal(value: Any) -> Decimal:
 def _checked_decimal_fields(cls: type) -> None:
     """Give every ``Decimal`` field declared on ``cls`` the :func:`parse_decimal` decoder, so
     ``from_dict`` applies the same number syntax as the generated fast decoders."""
-    for name, annotation in list(cls.__dict__.get("__annotations__", {}).items()):
+    own: Dict[str, Any] = vars(cls).get("__annotations__", {})
+    for name, annotation in list(own.items()):
         if annotation not in ("Decimal", "Optional[Decimal]", Decimal, Optional[Decimal]):
             continue
         declared = cls.__dict__.get(name, MISSING)

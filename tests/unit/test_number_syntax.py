@@ -36,7 +36,7 @@ ODD = [
     "1e99999",
     "0x10",
     "١٢",  # Arabic-Indic digits
-    "１",  # fullwidth digit
+    "\uff11",  # fullwidth digit one
     "1.5.2",
 ]
 GOOD = ["0", "-0", "100", "0.000019216", "-12.5", "65000.10", "1e-8", "1.5E+3", "007"]
