@@ -91,6 +91,7 @@ class Router:
         self._restore_report: Optional[Tuple[float, int]] = None  # (gap, attempts)
         self._last_resync: Dict[Key, float] = {}
         self._deferred_resyncs: Dict[Key, float] = {}  # key -> when it may run
+        self._stale_marked: Set[Key] = set()  # a stale marker is queued after the last snapshot
         self._ended: Dict[Key, float] = {}  # key -> when its subscription ended
         self._unrouted_reports = Throttle(REPORT_INTERVAL)
 
@@ -107,6 +108,7 @@ class Router:
         """A subscription ended: no restoration to wait for; its in-flight data is expected."""
         self._restoring.discard(key)
         self._deferred_resyncs.pop(key, None)
+        self._stale_marked.discard(key)
         if len(self._ended) > 1024:
             self._ended.clear()
         self._ended[key] = time.monotonic()
@@ -308,6 +310,7 @@ class Router:
                     self.send_unsubscribe(Topic(msg.channel, wire_id, False))
                 return
             self._restoring.discard(key)
+        self._stale_marked.discard(key)  # a loss after this snapshot needs its own marker
         self._route(msg)
         if self._restore_report is not None:
             self._maybe_report_restored(time.monotonic())
@@ -403,8 +406,13 @@ class Router:
 
     def _mark_stale(self, key: Key) -> None:
         """Stale now, and again on ``key``'s worker after what is queued for it: a snapshot
-        already queued must not clear the flag for a loss that came after it."""
+        already queued must not clear the flag for a loss that came after it (a snapshot routed
+        after the loss is newer than it). One such marker per snapshot routed is enough, so
+        repeated losses (sustained overflow) queue nothing more."""
         self._state.mark_books_stale(key)
+        if key[0] != "v4_orderbook" or key in self._stale_marked:
+            return
+        self._stale_marked.add(key)
         self._dispatcher.call_soon(key, lambda: self._state.mark_books_stale(key))
 
 
