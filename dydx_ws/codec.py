@@ -22,7 +22,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type, TypeVar, Union
 
-from .models._base import INLINE_DECODERS, parse_timestamp
+from .models._base import INLINE_DECODERS, NUMBER_SYNTAX, parse_decimal, parse_timestamp
 
 __all__ = ["decoder_for", "locate_error"]
 
@@ -43,14 +43,7 @@ def _to_str(v: Any) -> str:
     raise TypeError(f"expected a string, got {type(v).__name__}")
 
 
-def _to_decimal(v: Any) -> Decimal:
-    if isinstance(v, bool):
-        raise TypeError("expected a decimal string, got bool")
-    if isinstance(v, (int, Decimal)):
-        return Decimal(v)
-    if isinstance(v, float):
-        return Decimal(repr(v))
-    raise TypeError(f"expected a decimal string, got {type(v).__name__}")
+_to_decimal = parse_decimal  # what the inlined string case leaves: other types, odd strings
 
 
 def _to_int(v: Any) -> int:
@@ -97,6 +90,7 @@ class _Gen:
     def __init__(self) -> None:
         self.ns: Dict[str, Any] = {
             "_D": Decimal,
+            "_NUM": NUMBER_SYNTAX,
             "_I": int,
             "_to_str": _to_str,
             "_to_decimal": _to_decimal,
@@ -141,7 +135,7 @@ class _Gen:
         if tp is str:
             return f"({v} if {v}.__class__ is str else _to_str({v}))"
         if tp is Decimal:
-            return f"(_D({v}) if {v}.__class__ is str else _to_decimal({v}))"
+            return f"(_D({v}) if {v}.__class__ is str and _NUM({v}) else _to_decimal({v}))"
         if tp is bool:
             return f"({v} if {v}.__class__ is bool else _to_bool({v}))"
         if tp is int:  # heights travel as strings: both common cases are inlined

@@ -51,7 +51,7 @@ from .models import (
     TradingReward,
     Transfer,
 )
-from .models._base import parse_height
+from .models._base import NUMBER_SYNTAX, parse_height
 
 __all__ = ["CHANNELS", "decode_message", "reference_decode"]
 
@@ -82,6 +82,10 @@ class _Located(Exception):
         self.cause = cause
 
 
+def _checked(v: str) -> Decimal:
+    return Decimal(v) if NUMBER_SYNTAX(v) else _to_decimal(v)
+
+
 def _list(v: Any) -> List[Any]:
     if v.__class__ is not list:
         raise TypeError(f"expected a list, got {type(v).__name__}")
@@ -97,7 +101,9 @@ def _obj(v: Any) -> Dict[str, Any]:
 class _Channels:
     """The per-channel contents logic, parameterised by how one model is loaded from a dict."""
 
-    def __init__(self, loader_for: Callable[[type], Loader], *, fast: bool) -> None:
+    def __init__(
+        self, loader_for: Callable[[type], Loader], *, fast: bool, locating: bool = False
+    ) -> None:
         ld = loader_for
         self.trade, self.candle, self.market = ld(Trade), ld(Candle), ld(PerpetualMarket)
         self.trading, self.oracle = ld(TradingMarketUpdate), ld(OraclePrice)
@@ -107,7 +113,7 @@ class _Channels:
         self.perp, self.asset = ld(PerpetualPosition), ld(AssetPosition)
         self.transfer, self.reward = ld(Transfer), ld(TradingReward)
         self.height, self.height_update = ld(BlockHeight), ld(BlockHeightUpdate)
-        self.pair = self._fast_pair if fast else self._ref_pair
+        self.pair = self._located_pair if locating else self._fast_pair if fast else self._ref_pair
         self.by_channel: Dict[str, Tuple[type, Callable[[Iterable[Any], bool, Any], Fields]]] = {
             "v4_trades": (TradesMessage, self.trades),
             "v4_orderbook": (OrderbookMessage, self.orderbook),
@@ -121,17 +127,33 @@ class _Channels:
     # -- levels: snapshots carry {"price","size"} objects, updates [price, size] pairs ---------
     @staticmethod
     def _fast_pair(
-        pair: Any, _new: Any = _new, _level: type = PriceLevel, _dec: type = Decimal
+        pair: Any,
+        _new: Any = _new,
+        _level: type = PriceLevel,
+        _dec: type = Decimal,
+        _num: Callable[[str], Any] = NUMBER_SYNTAX,
     ) -> PriceLevel:
         if pair.__class__ is not list:
             raise TypeError(f"price level must be [price, size], got {type(pair).__name__}")
         p, s = pair[0], pair[1]
         level: PriceLevel = _new(_level)
         level.__dict__ = {
-            "price": _dec(p) if p.__class__ is str else _to_decimal(p),
-            "size": _dec(s) if s.__class__ is str else _to_decimal(s),
+            "price": _dec(p) if p.__class__ is str and _num(p) else _to_decimal(p),
+            "size": _dec(s) if s.__class__ is str and _num(s) else _to_decimal(s),
         }
         return level
+
+    def _located_pair(self, pair: Any) -> PriceLevel:
+        try:
+            return self._fast_pair(pair)
+        except _DECODE_ERRORS as exc:
+            if pair.__class__ is list and len(pair) >= 2:
+                for name, value in (("price", pair[0]), ("size", pair[1])):
+                    try:
+                        _to_decimal(value) if value.__class__ is not str else _checked(value)
+                    except _DECODE_ERRORS as cause:
+                        raise _Located(f"PriceLevel.{name}", cause) from None
+            raise _Located("PriceLevel", exc) from None
 
     def _ref_pair(self, pair: Any) -> PriceLevel:
         if pair.__class__ is not list:
@@ -277,7 +299,7 @@ class FrameDecoder:
     def __init__(
         self, loader_for: Callable[[type], Loader], *, fast: bool, locating: bool = False
     ) -> None:
-        self._channels = _Channels(loader_for, fast=fast)
+        self._channels = _Channels(loader_for, fast=fast, locating=locating)
         self._fast = fast
         self._locating = locating
 

@@ -14,6 +14,7 @@ from .events import Counters, Emitter
 from .local_state import Key, LocalState
 from .messages import Message, TradesMessage
 from .subscriptions import Subscription, SubscriptionRegistry
+from .throttle import Throttle
 
 __all__ = ["Delivery", "label"]
 
@@ -37,6 +38,7 @@ class Delivery:
         self._state = state
         self._emitter = emitter
         self._counters = counters
+        self._uncross_reports = Throttle(1.0)  # per book: a crossed stream can cross every frame
 
     def __call__(self, key: Hashable, item: object) -> None:
         msg: Message = item  # type: ignore[assignment]
@@ -46,9 +48,12 @@ class Delivery:
             return  # unsubscribed while this message was queued
         self._registry.count_message(entry, msg.received_at)
         try:
-            self._state.apply(typed, msg)
+            uncrossed = self._state.apply(typed, msg)
         except Exception as exc:
             self._emitter.error("state", f"could not apply {label(typed)}: {exc}", exception=exc)
+        else:
+            if uncrossed:
+                self._report_uncross(typed, uncrossed)
         if msg.is_snapshot:
             self._registry.mark_delivered(typed)  # wait_subscribed() may return now
         filler = self._state.backfill.get(typed)
@@ -57,6 +62,22 @@ class Delivery:
             if missed is not None:
                 self._call(typed, entry.handles, missed, lambda h: bool(h.params.get("backfill")))
         self._call(typed, entry.handles, msg, lambda h: True)
+
+    def _report_uncross(self, key: Key, count: int) -> None:
+        """The book was crossed after a frame and levels were removed or reduced: counted
+        (``stats()["uncrossed"]``) and reported (rate-limited ``error`` event ``"uncross"``)."""
+        self._counters.add("uncrossed", count)
+        held = self._uncross_reports.allow(key)
+        if held is None:
+            return
+        more = f" ({held} earlier uncross(es) not reported separately)" if held else ""
+        self._emitter.error(
+            "uncross",
+            f"{label(key)}: the book was crossed; {count} crossed level pair(s) resolved by the "
+            f"uncross policy (levels removed or reduced){more}",
+            channel=key[0],
+            id=key[1],
+        )
 
     def _call(
         self,

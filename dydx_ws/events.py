@@ -72,9 +72,12 @@ class ErrorEvent:
     ``error``), ``"subscription"`` (a subscription failed), ``"callback"`` (a user callback
     raised), ``"overflow"`` (messages dropped: the subscription is resynced), ``"connection"``
     (connect failed or the link died), ``"state"`` (local state could not apply a message),
-    ``"resync"`` (a local book or account differed from REST and was replaced),
-    ``"events_dropped"`` (event callbacks were too slow: that many events were dropped).
-    ``raw`` is at most the first ``RAW_EXCERPT`` characters or bytes of the frame.
+    ``"resync"`` (a local book or account differed from REST and was replaced), ``"desync"`` (a
+    snapshot or stateful update could not be decoded: the state is stale and resynced),
+    ``"uncross"`` (a crossed book had levels removed or reduced), ``"unrouted"`` (data or an ack
+    for a topic nobody subscribed to; rate-limited), ``"events_dropped"`` (event callbacks were
+    too slow: that many events were dropped). ``raw`` is at most the first ``RAW_EXCERPT``
+    characters or bytes of the frame.
     """
 
     kind: str

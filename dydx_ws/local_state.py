@@ -44,7 +44,9 @@ class LocalState:
         """State for a new subscription (kept if it already exists)."""
         channel, sid = topic.key
         if channel == "v4_orderbook" and sid is not None and sid not in self.books:
-            self.books[sid] = OrderBook(sid, uncross=self._uncross)
+            book = OrderBook(sid, uncross=self._uncross)
+            book.mark_stale()  # nothing is known until its first snapshot
+            self.books[sid] = book
         elif channel in ("v4_subaccounts", "v4_parent_subaccounts") and sid is not None:
             if topic.key in self.accounts:
                 return
@@ -80,13 +82,16 @@ class LocalState:
         for book in books:
             book.mark_stale()
 
-    def apply(self, key: Key, msg: Message) -> None:
-        """Apply one message of subscription ``key`` (worker thread)."""
+    def apply(self, key: Key, msg: Message) -> int:
+        """Apply one message of subscription ``key`` (worker thread); returns how many crossed
+        level pairs the order book's uncross resolved (levels it removed or reduced)."""
         if isinstance(msg, OrderbookMessage):
             book = self.books.get(key[1] or "")
             if book is not None:
+                crossed = book.crossed
                 book.apply(msg)
                 msg.book = book
+                return book.crossed - crossed
         elif isinstance(msg, MarketsMessage):
             self.markets.apply(msg)
         elif isinstance(msg, SubaccountMessage):
@@ -95,3 +100,4 @@ class LocalState:
                 account.apply(msg)
         elif isinstance(msg, BlockHeightMessage):
             self.lag[key] = msg.received_at - msg.time.timestamp()
+        return 0

@@ -8,7 +8,12 @@
 - ``on_close``: every subscription goes back to pending and every local book is marked stale.
 - ``on_frame``: decode; data goes to the subscription's worker (``Dispatcher.submit``); acks and
   server errors are matched to subscriptions here (:mod:`dydx_ws.server_errors`).
-- overflow (``on_drop``): count, report, and re-subscribe so a fresh snapshot replaces the state.
+- overflow (``on_drop``) and an undecodable update of a stateful channel: count, report, mark
+  stale and re-subscribe so a fresh snapshot replaces the state (``resync``, one mechanism).
+- an undecodable ``subscribed``: the subscription is pending again (its data is not applied to
+  state that has no snapshot), re-subscribed with backoff, and failed after
+  ``MAX_SNAPSHOT_RETRIES``.
+- data or a ``subscribed`` nobody asked for: counted and reported (rate-limited).
 
 Every method runs on the I/O thread and must stay quick: no user code, no blocking.
 """
@@ -20,8 +25,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
 
+from . import json_backend
 from .connection import CloseInfo, Connection, ProtocolViolation
-from .decode import CHANNELS, decode_message
+from .decode import CHANNELS, DATA_TYPES, decode_message
 from .delivery import label
 from .dispatch import Dispatcher
 from .errors import DecodeError, DydxConnectionError
@@ -30,6 +36,7 @@ from .local_state import Key, LocalState
 from .messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
 from .server_errors import ErrorAction, action_for, keys_of_error
 from .subscriptions import SubscriptionRegistry, SubscriptionState, Topic
+from .throttle import Throttle
 
 __all__ = ["Router"]
 
@@ -37,7 +44,12 @@ log = logging.getLogger("dydx_ws.client")
 
 RESTORE_DEADLINE = 15.0  # seconds to wait for every resubscription before "reconnected"
 MAX_FETCH_RETRIES = 10  # "Internal error, could not fetch data" retries before failing
-RESYNC_MIN_INTERVAL = 2.0  # seconds between two overflow resyncs of one subscription
+RESYNC_MIN_INTERVAL = 2.0  # seconds between two resyncs of one subscription (later: deferred)
+MAX_SNAPSHOT_RETRIES = 3  # re-subscribes after an undecodable snapshot before failing
+SNAPSHOT_RETRY_DELAY = 0.5  # seconds before the first of them, doubling
+STATEFUL = frozenset(("v4_orderbook", "v4_markets", "v4_subaccounts", "v4_parent_subaccounts"))
+UNSUBSCRIBED_GRACE = 10.0  # seconds data for a just-ended subscription is expected, not reported
+REPORT_INTERVAL = 1.0  # seconds between two reports of unrouted frames
 
 
 class Router:
@@ -78,6 +90,10 @@ class Router:
         self._restore_deadline = 0.0
         self._restore_report: Optional[Tuple[float, int]] = None  # (gap, attempts)
         self._last_resync: Dict[Key, float] = {}
+        self._deferred_resyncs: Dict[Key, float] = {}  # key -> when it may run
+        self._stale_marked: Set[Key] = set()  # a stale marker is queued after the last snapshot
+        self._ended: Dict[Key, float] = {}  # key -> when its subscription ended
+        self._unrouted_reports = Throttle(REPORT_INTERVAL)
 
     # -- sending (any thread; callers hold the client lock) ----------------------------------
     def send_subscribe(self, topic: Topic, delay: float = 0.0) -> None:
@@ -89,8 +105,13 @@ class Router:
         self.connection.send(topic.unsubscribe_text(), key=topic.key)
 
     def forget(self, key: Key) -> None:
-        """A subscription ended: no restoration to wait for."""
+        """A subscription ended: no restoration to wait for; its in-flight data is expected."""
         self._restoring.discard(key)
+        self._deferred_resyncs.pop(key, None)
+        self._stale_marked.discard(key)
+        if len(self._ended) > 1024:
+            self._ended.clear()
+        self._ended[key] = time.monotonic()
 
     # -- connection events (I/O thread) ------------------------------------------------------
     def on_open(self) -> None:
@@ -153,6 +174,11 @@ class Router:
     def on_tick(self, now: float) -> None:
         if self._restore_report is not None:
             self._maybe_report_restored(now)
+        if self._deferred_resyncs:
+            for key, due in list(self._deferred_resyncs.items()):
+                if due <= now:
+                    del self._deferred_resyncs[key]
+                    self.resync(key)
         if self._tick is not None:
             self._tick(now)
 
@@ -170,6 +196,7 @@ class Router:
         except DecodeError as exc:
             self._counters["decode_errors"] += 1
             self._emitter.error("decode", str(exc), channel=exc.channel, exception=exc, raw=data)
+            self._on_undecodable(exc, data)
             return None
         except Exception as exc:  # a bug of ours must not end the session: report it
             self._counters["decode_errors"] += 1
@@ -192,24 +219,109 @@ class Router:
     def _route(self, msg: Message) -> None:
         channel = msg.channel or ""
         key = (channel, msg.id)
-        if self._registry.get(key) is None:
-            self._counters["unrouted"] += 1  # in flight after an unsubscribe
+        entry = self._registry.get(key)
+        if entry is None:
+            self._counters["unrouted"] += 1
+            self._report_unrouted(key, f"{msg.type} for {label(key)}")
+            return
+        if entry.state is not SubscriptionState.ACTIVE and channel in STATEFUL:
+            # No snapshot confirmed (it could not be decoded, or the subscription failed):
+            # an update must not be applied to state it does not belong to.
+            self._counters["no_snapshot_drops"] += 1
             return
         self.per_channel[channel] = self.per_channel.get(channel, 0) + 1
         self._dispatcher.submit(key, msg)
+
+    def _report_unrouted(self, key: Key, what: str) -> None:
+        """Data or an ack for a topic nobody (or nobody any more) subscribed to: reported as an
+        ``error`` event ``"unrouted"`` (rate-limited), unless it is the expected tail of a
+        subscription that just ended."""
+        ended = self._ended.get(key)
+        if ended is not None and time.monotonic() - ended < UNSUBSCRIBED_GRACE:
+            return
+        known = key[0] in CHANNELS
+        held = self._unrouted_reports.allow(known)
+        if held is None:
+            return
+        why = "no subscription of this client" if known else "an unknown channel"
+        more = f"; {held} more not reported separately" if held else ""
+        self._emitter.error("unrouted", f"{what}: {why}{more}", channel=key[0] or None, id=key[1])
+
+    # -- frames that could not be decoded ----------------------------------------------------
+    def _on_undecodable(self, exc: DecodeError, data: Any) -> None:
+        """An undecodable frame of a subscription must not leave its state silently wrong: a
+        snapshot is retried (and the topic is pending until one decodes), an update of a
+        stateful channel resyncs it at once."""
+        frame = _frame_of(exc.raw if isinstance(exc.raw, dict) else data)
+        if frame is None or frame.get("type") not in DATA_TYPES:
+            return
+        channel, sid = frame.get("channel"), frame.get("id")
+        if channel.__class__ is not str or channel not in CHANNELS:
+            return
+        key: Key = (channel, None if channel == "v4_markets" else sid)
+        snapshot = frame.get("type") == "subscribed"
+        if self._registry.get(key) is None:
+            # The id itself may be what is broken: a lone pending topic of the channel it is.
+            pending = self._registry.pending_of_channel(channel) if snapshot else []
+            if len(pending) != 1:
+                return
+            key = pending[0]
+        if snapshot:
+            self._retry_snapshot(key, exc)
+        elif channel in STATEFUL:
+            self._counters["decode_resyncs"] += 1
+            self._emitter.error(
+                "desync",
+                f"an update for {label(key)} could not be decoded: state marked stale and "
+                f"resynced from a fresh snapshot ({exc.reason})",
+                channel=key[0],
+                id=key[1],
+                exception=exc,
+            )
+            self.resync(key)
+
+    def _retry_snapshot(self, key: Key, exc: DecodeError) -> None:
+        with self._lock:  # the topic must still be live when its re-subscribe is queued
+            entry = self._registry.get(key)
+            if entry is None or entry.state is SubscriptionState.FAILED:
+                return
+            retries = self._registry.note_retry(key)
+            self._registry.unconfirm(key)
+            self._mark_stale(key)
+            if retries <= MAX_SNAPSHOT_RETRIES:
+                delay = SNAPSHOT_RETRY_DELAY * 2.0 ** (retries - 1)
+                self._counters["snapshot_retries"] += 1
+                self._emitter.error(
+                    "desync",
+                    f"the snapshot of {label(key)} could not be decoded ({exc.reason}); "
+                    f"re-subscribing in {delay:.2f} s (retry {retries}/{MAX_SNAPSHOT_RETRIES})",
+                    channel=key[0],
+                    id=key[1],
+                    exception=exc,
+                )
+                if self.ready:
+                    self.send_unsubscribe(entry.topic)
+                    self.send_subscribe(entry.topic, delay=delay)
+                return
+            if self.ready:  # stop the stream of a subscription that is given up
+                self.send_unsubscribe(entry.topic)
+        text = f"its snapshot could not be decoded {retries} times: {exc}"
+        self._fail(key, text, cause=exc)
 
     def _on_subscribed(self, msg: Message) -> None:
         key: Key = (msg.channel or "", msg.id)
         with self._lock:  # atomic with a concurrent subscribe of the same topic
             if not self._registry.confirm(key):
-                # Subscribed after we unsubscribed (the unsubscribe raced the snapshot fetch):
-                # end it again so the server does not stream what nobody wants.
+                # Subscribed after we unsubscribed (the unsubscribe raced the snapshot fetch),
+                # or never asked for: end it again so the server does not stream it.
                 self._counters["unrouted"] += 1
+                self._report_unrouted(key, f"subscribed for {label(key)}")
                 if self.ready and msg.channel:
                     wire_id = None if msg.channel in ("v4_markets", "v4_block_height") else msg.id
                     self.send_unsubscribe(Topic(msg.channel, wire_id, False))
                 return
             self._restoring.discard(key)
+        self._stale_marked.discard(key)  # a loss after this snapshot needs its own marker
         self._route(msg)
         if self._restore_report is not None:
             self._maybe_report_restored(time.monotonic())
@@ -241,8 +353,8 @@ class Router:
                 return
         self._fail(key, text)
 
-    def _fail(self, key: Key, text: str) -> None:
-        if self._registry.fail(key, text) is None:
+    def _fail(self, key: Key, text: str, cause: Optional[BaseException] = None) -> None:
+        if self._registry.fail(key, text, cause) is None:
             return
         with self._lock:
             self._restoring.discard(key)
@@ -282,17 +394,45 @@ class Router:
         self.resync(typed)
 
     def resync(self, key: Key) -> None:
-        """Re-subscribe on the wire so a fresh snapshot replaces state that missed messages."""
+        """Re-subscribe on the wire so a fresh snapshot replaces state that missed messages.
+
+        The book is stale from now until that snapshot. Within ``RESYNC_MIN_INTERVAL`` of the
+        previous resync of ``key`` the re-subscribe is deferred to the end of the interval
+        (``on_tick``), never skipped: the snapshot already requested may predate the loss."""
         now = time.monotonic()
-        if now - self._last_resync.get(key, -1e9) < RESYNC_MIN_INTERVAL:
-            return
         with self._lock:  # the topic must still be live when its re-subscribe is queued
             entry = self._registry.get(key)
             if entry is None:
                 return
+            self._mark_stale(key)
+            last = self._last_resync.get(key, -1e9)
+            if now - last < RESYNC_MIN_INTERVAL:
+                self._deferred_resyncs.setdefault(key, last + RESYNC_MIN_INTERVAL)
+                return
             self._last_resync[key] = now
             self._counters.add("resyncs")  # also counted by drift repairs on the workers
-            self._state.mark_books_stale(key)
             if self.ready:
                 self.send_unsubscribe(entry.topic)
                 self.send_subscribe(entry.topic)
+
+    def _mark_stale(self, key: Key) -> None:
+        """Stale now, and again on ``key``'s worker after what is queued for it: a snapshot
+        already queued must not clear the flag for a loss that came after it (a snapshot routed
+        after the loss is newer than it). One such marker per snapshot routed is enough, so
+        repeated losses (sustained overflow) queue nothing more."""
+        self._state.mark_books_stale(key)
+        if key[0] != "v4_orderbook" or key in self._stale_marked:
+            return
+        self._stale_marked.add(key)
+        self._dispatcher.call_soon(key, lambda: self._state.mark_books_stale(key))
+
+
+def _frame_of(data: Any) -> Optional[Dict[str, Any]]:
+    """The JSON object of a raw frame, or None (only used on the error path)."""
+    if data.__class__ is dict:
+        return data  # type: ignore[no-any-return]
+    try:
+        frame = json_backend.loads(data)
+    except Exception:  # not JSON at all: nothing to attribute
+        return None
+    return frame if frame.__class__ is dict else None

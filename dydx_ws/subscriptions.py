@@ -293,14 +293,25 @@ class SubscriptionRegistry:
                 entry.delivered = True
                 entry.changed.notify_all()
 
-    def fail(self, key: Key, text: str) -> Optional[Topic]:
+    def fail(self, key: Key, text: str, cause: Optional[BaseException] = None) -> Optional[Topic]:
+        """``key`` failed for good; ``cause`` (e.g. the DecodeError of its snapshot) becomes the
+        ``__cause__`` of the SubscriptionError that ``wait_subscribed`` raises."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return None
             entry.error = SubscriptionError(text, channel=key[0], id=key[1])
+            entry.error.__cause__ = cause
             self._set(entry, SubscriptionState.FAILED)
             return entry.topic
+
+    def unconfirm(self, key: Key) -> None:
+        """Its snapshot was lost (it could not be decoded): pending again until a new one."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.state is SubscriptionState.ACTIVE:
+                entry.delivered = False
+                self._set(entry, SubscriptionState.PENDING)
 
     def note_retry(self, key: Key) -> int:
         with self._lock:

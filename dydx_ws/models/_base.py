@@ -4,8 +4,9 @@ enums, and field helpers for timestamps and heights (which travel as strings on 
 from __future__ import annotations
 
 import re
-from dataclasses import field
+from dataclasses import MISSING, Field, field
 from datetime import datetime, timezone
+from decimal import Decimal
 from enum import Enum
 from typing import Any, Callable, Dict, Optional, TypeVar
 
@@ -19,6 +20,7 @@ __all__ = [
     "height",
     "opt_height",
     "opt_timestamp",
+    "parse_decimal",
     "parse_timestamp",
     "renamed",
     "timestamp",
@@ -28,13 +30,66 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MAX_UNKNOWN_ENUM_VALUES = 256
 
 
+# The Indexer's number syntax: a plain decimal (Big.js ``toFixed()`` and Postgres ``numeric``
+# text), an exponent tolerated. ``Decimal()`` alone also takes NaN, sNaN, Infinity, ``1_000``,
+# surrounding whitespace, a leading ``+`` or ``.`` and non-ASCII digits: none of them is a price.
+NUMBER_SYNTAX = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]{1,4})?").fullmatch
+
+
+def parse_decimal(value: Any) -> Decimal:
+    """A money or size field: a string in the Indexer's number syntax (a JSON integer or finite
+    float is accepted too); anything else raises ``ValueError``/``TypeError``."""
+    if value.__class__ is str:
+        if NUMBER_SYNTAX(value):
+            return Decimal(value)
+        raise ValueError(f"{value!r} is not a number in the Indexer's syntax")
+    if isinstance(value, bool):
+        raise TypeError("expected a decimal string, got bool")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, float):
+        number = Decimal(repr(value))
+    elif isinstance(value, Decimal):
+        number = value
+    else:
+        raise TypeError(f"expected a decimal string, got {type(value).__name__}")
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def _checked_decimal_fields(cls: type) -> None:
+    """Give every ``Decimal`` field declared on ``cls`` the :func:`parse_decimal` decoder, so
+    ``from_dict`` applies the same number syntax as the generated fast decoders."""
+    own: Dict[str, Any] = vars(cls).get("__annotations__", {})
+    for name, annotation in list(own.items()):
+        if annotation not in ("Decimal", "Optional[Decimal]", Decimal, Optional[Decimal]):
+            continue
+        declared = cls.__dict__.get(name, MISSING)
+        if isinstance(declared, Field):
+            meta = dict(declared.metadata.get("dataclasses_json", {}))
+            default, factory = declared.default, declared.default_factory
+        else:
+            meta, default, factory = {}, declared, MISSING
+        meta.setdefault("decoder", parse_decimal)
+        checked: Any = field(  # type: ignore[call-overload]
+            default=default, default_factory=factory, metadata={"dataclasses_json": meta}
+        )
+        setattr(cls, name, checked)
+
+
 class WireModel(DataClassJsonMixin):
     """Base of every wire model: snake_case attributes mapped to the wire's camelCase keys,
-    unknown keys ignored (the server adds fields over time)."""
+    unknown keys ignored (the server adds fields over time), ``Decimal`` fields in the Indexer's
+    number syntax only (:func:`parse_decimal`)."""
 
     dataclass_json_config = config(  # type: ignore[assignment]
         letter_case=LetterCase.CAMEL, undefined=Undefined.EXCLUDE
     )["dataclasses_json"]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _checked_decimal_fields(cls)  # runs before @dataclass reads the fields
 
 
 class OpenEnum(str, Enum):
@@ -124,6 +179,7 @@ _parse_opt_height = _opt(parse_height)
 # Field decoders whose result is exactly that of a plain conversion to this type, so generated
 # fast decoders (dydx_ws.codec) may inline the conversion instead of calling the decoder.
 INLINE_DECODERS: Dict[Callable[[Any], Any], type] = {
+    parse_decimal: Decimal,
     parse_timestamp: datetime,
     _parse_opt_timestamp: datetime,
     parse_height: int,
