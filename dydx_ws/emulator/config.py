@@ -25,6 +25,12 @@ DEFAULT_CHANNEL_LIMITS: Dict[str, int] = {
     "v4_block_height": 1,
 }
 
+# comlink's route limits since 2025 (requests per 10 s per IP)
+DEFAULT_ROUTE_LIMITS: Dict[str, Tuple[int, float]] = {
+    "/v4/orders": (100, 10.0),
+    "/v4/fills": (100, 10.0),
+}
+
 VERSIONS: Dict[str, str] = {
     "v4_orderbook": "1.0.0",
     "v4_subaccounts": "3.0.0",
@@ -62,6 +68,9 @@ class EmulatorConfig:
     heartbeat_timeout: float = 10.0
     batch_interval: float = 0.25
     snapshot_delay: float = 0.0
+    # socks answers a subscribe only after its initial REST fetch: the replies are asynchronous,
+    # so a burst that trips the rate limit closes the socket before any of them is sent
+    fetch_latency: float = 0.02
     rate_limit_enabled: bool = True
     subscribe_points: int = 2
     subscribe_window: float = 1.0
@@ -69,8 +78,15 @@ class EmulatorConfig:
     invalid_window: float = 1.0
     channel_limits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_LIMITS))
     close_timeout: float = 2.0
+    # after a heartbeat-timeout close (1011) TCP stays open until the client answers the close
+    # frame, for at most this long (the real server: up to 30 s)
+    heartbeat_close_timeout: float = 30.0
     # comlink
     api_limit: int = 1000
     orderbook_levels_limit: int = 100
     rest_rate_limit: Optional[Tuple[int, float]] = None
     candles_rate_limit: Optional[Tuple[int, float]] = None
+    # per-route limits per client IP, on top of the global one: path prefix -> (points, seconds)
+    route_rate_limits: Dict[str, Tuple[int, float]] = field(
+        default_factory=lambda: dict(DEFAULT_ROUTE_LIMITS)
+    )
