@@ -82,7 +82,14 @@ class Router:
     # -- sending (any thread; callers hold the client lock) ----------------------------------
     def send_subscribe(self, topic: Topic, delay: float = 0.0) -> None:
         assert self.connection is not None
-        self.connection.send(topic.subscribe_text(), key=topic.key, subscribe=True, delay=delay)
+        key = topic.key
+        self.connection.send(
+            topic.subscribe_text(),
+            key=key,
+            subscribe=True,
+            delay=delay,
+            on_sent=lambda: self._registry.note_sent(key),
+        )
 
     def send_unsubscribe(self, topic: Topic) -> None:
         assert self.connection is not None
@@ -211,6 +218,7 @@ class Router:
         self._emitter.error("server", text, channel=channel, id=sid, raw=msg)
         action = action_for(text)
         for key in keys:
+            self._registry.note_answered(key)
             if action is ErrorAction.RETRY:
                 self._retry_fetch(key, text)
             elif action is ErrorAction.CONFIRM:

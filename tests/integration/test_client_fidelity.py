@@ -1,0 +1,100 @@
+"""The client against the real server's behaviours that the emulator now reproduces
+(docs/protocol.md): a limit refusal without channel/id, the unsubscribe race, empty subaccounts."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, List
+
+import pytest
+from support import FAST_EMULATOR, make_client
+from waiting import wait_until
+
+from dydx_ws import CandleResolution, SubscriptionError
+from dydx_ws.emulator import IndexerEmulator
+from dydx_ws.subscriptions import SubscriptionState
+
+pytestmark = pytest.mark.timeout(90)
+
+
+@pytest.fixture
+def make_emu() -> Any:
+    started: List[IndexerEmulator] = []
+
+    def make(**kwargs: Any) -> IndexerEmulator:
+        options = {**FAST_EMULATOR, "markets": ["BTC-USD", "ETH-USD"], "seed": 11, **kwargs}
+        emu = IndexerEmulator(**options)  # type: ignore[arg-type]
+        emu.start()
+        started.append(emu)
+        return emu
+
+    yield make
+    for emu in started:
+        emu.stop()
+
+
+def test_limit_refusal_of_a_retry_is_charged_to_the_retried_subscription(
+    make_emu: Callable[..., IndexerEmulator],
+) -> None:
+    """The channel is at its limit when the client retries a failed snapshot fetch: the server's
+    refusal (no channel, no id) belongs to that retry, not to the newest pending subscription."""
+    emu = make_emu(channel_limits={"v4_candles": 2})
+    errors: List[Any] = []
+    fetch_failed = threading.Event()
+
+    def on_error(event: Any) -> None:
+        errors.append(event)
+        if event.kind == "server" and event.message.startswith("Internal error"):
+            fetch_failed.set()
+
+    with make_client(emu, check_interval=None) as client:
+        client.on("error", on_error)
+        client.start()
+        first = client.subscribe_candles("BTC-USD", CandleResolution.ONE_MINUTE)
+        assert first.wait_subscribed(10)
+        emu.fail_subscriptions(1)  # the next fetch fails: the client retries it after ~1 s
+        retried = client.subscribe_candles("BTC-USD", CandleResolution.FIVE_MINUTES)
+        assert fetch_failed.wait(10)
+        emu.set_snapshot_delay(4.0)  # the next one stays in flight (it counts toward the limit)
+        healthy = client.subscribe_candles("BTC-USD", CandleResolution.FIFTEEN_MINUTES)
+        with pytest.raises(SubscriptionError, match="Per-connection subscription limit"):
+            retried.wait_subscribed(15)
+        assert retried.state is SubscriptionState.FAILED
+        assert healthy.wait_subscribed(15)
+        assert healthy.state is SubscriptionState.ACTIVE and healthy.error is None
+        charged = [(e.channel, e.id) for e in errors if e.kind == "subscription"]
+        assert charged == [("v4_candles", "BTC-USD/5MINS")]
+
+
+def test_unsubscribe_while_the_snapshot_is_pending_ends_it_on_the_server(
+    make_emu: Callable[..., IndexerEmulator],
+) -> None:
+    """The server answers ``unsubscribed`` first and then still sends ``subscribed`` and keeps the
+    subscription: the client must end it again."""
+    emu = make_emu(snapshot_delay=1.0)
+    with make_client(emu, check_interval=None) as client:
+        client.start()
+        assert client.wait_connected(10)
+        sub = client.subscribe_trades("ETH-USD")
+        wait_until(lambda: client.stats()["frames"] >= 1)  # connected frame in
+        sub.unsubscribe()
+        # the late ``subscribed`` registers it server-side; the client then unsubscribes again
+        wait_until(lambda: client.stats()["unrouted"] >= 1, timeout=15)
+        wait_until(
+            lambda: not any(c == "v4_trades" for _, c, _ in emu.subscriptions()), timeout=15
+        )
+        assert sub.state is SubscriptionState.UNSUBSCRIBED
+
+
+def test_unknown_subaccount_is_active_and_empty(emulator: IndexerEmulator) -> None:
+    """A valid address nobody uses: the server answers ``subscribed`` with ``contents: {}``."""
+    got = threading.Event()
+    with make_client(emulator, check_interval=None) as client:
+        client.start()
+        sub = client.subscribe_subaccount(
+            "dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4", 0, lambda m: got.set()
+        )
+        assert sub.wait_subscribed(10)
+        assert got.wait(10)
+        view = client.subaccount("dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4", 0)
+        assert not view.open_orders and not view.view().positions
