@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Type, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from .affinity import AutoAffinity, CpuSpec, parse_cpus, pin_threads
 from .connection import Connection, ConnectionOptions, proxy_options
@@ -37,7 +37,7 @@ from .notebook import status_html, track
 from .orderbook import OrderBook
 from .reconnect import ReconnectPolicy
 from .rest import IndexerRestClient
-from .resync import DriftRepair
+from .resync import DriftRepair, ResyncEvent
 from .router import Router
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
@@ -47,6 +47,7 @@ from .validation import (
     validate_subaccount_number,
     validate_ticker,
 )
+from .watchdog import DEFAULT_IDLE_LIMITS, IdleWatchdog, parse_limits
 
 __all__ = ["DydxWebSocketClient"]
 
@@ -111,6 +112,7 @@ class DydxWebSocketClient:
         check_interval: Optional[float] = 60.0,
         confirm_delay: float = 1.0,
         cpu_affinity: Union[str, CpuSpec, None] = "auto",
+        idle_limits: Optional[Mapping[str, Any]] = DEFAULT_IDLE_LIMITS,
     ) -> None:
         if url is not None:
             network = Network.custom(url, network.rest_url if network else "")
@@ -146,6 +148,7 @@ class DydxWebSocketClient:
                 "unrouted",
                 "dropped",
                 "resyncs",
+                "idle_resyncs",
                 "callback_errors",
                 "reconnects",
                 "connect_failures",
@@ -179,6 +182,11 @@ class DydxWebSocketClient:
         )
         self._connection = Connection(self._options, self._router)
         self._router.connection = self._connection
+        limits = parse_limits(idle_limits)
+        if limits:
+            self._router.watchdog = IdleWatchdog(
+                self._registry, self._state.markets, limits, self._idle_resync
+            )
         # Entry points of the I/O side, also driven by a replay (dydx_ws.replay) instead of a
         # socket: on_open() as if connected, on_frame(raw, received_at=None) per frame (decode,
         # match, dispatch), on_idle() to wake the workers.
@@ -430,6 +438,14 @@ class DydxWebSocketClient:
             self._state.drop(topic.key)
             self._router.forget(topic.key)
         self._dispatcher.release(topic.key)
+
+    def _idle_resync(self, key: Tuple[str, Optional[str]], reason: str) -> bool:
+        """The watchdog found ``key`` silent while connected: re-subscribe and report it."""
+        if not self._router.resync(key):
+            return False
+        self._counters.add("idle_resyncs")
+        self._emit("resync", ResyncEvent(key[0], key[1], 0, [], reason=reason))
+        return True
 
     # -- local state ----------------------------------------------------------------------------
     def order_book(self, ticker: str) -> OrderBook:

@@ -65,12 +65,15 @@ _ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class ResyncEvent:
-    """Local state differed from REST beyond in-flight updates and was repaired."""
+    """Local state was replaced: it differed from REST beyond in-flight updates (``reason``
+    ``"drift"``), or the subscription went silent while connected and was re-subscribed
+    (``reason`` starting with ``"idle"``, :mod:`dydx_ws.watchdog`; no differences listed)."""
 
     channel: str
     id: Optional[str]
     differences: int
     detail: List[Tuple[Any, ...]]
+    reason: str = "drift"
 
 
 class DriftRepair:

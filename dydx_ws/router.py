@@ -30,6 +30,7 @@ from .local_state import Key, LocalState
 from .messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
 from .server_errors import ErrorAction, action_for, keys_of_error
 from .subscriptions import SubscriptionRegistry, SubscriptionState, Topic
+from .watchdog import IdleWatchdog
 
 __all__ = ["Router"]
 
@@ -66,6 +67,7 @@ class Router:
         self._is_stopping = is_stopping
         self._tick = tick  # extra housekeeping on the I/O thread (cpu_affinity="auto")
         self.connection: Optional[Connection] = None  # set once the client created it
+        self.watchdog: Optional[IdleWatchdog] = None  # set by the client unless disabled
         self.ready = False  # connected, and subscriptions are sent as they are made
         self.connection_id: Optional[str] = None
         self.per_channel: Dict[str, int] = dict.fromkeys(CHANNELS, 0)
@@ -151,6 +153,8 @@ class Router:
             self._maybe_report_restored(now)
         if self._tick is not None:
             self._tick(now)
+        if self.watchdog is not None:
+            self.watchdog.tick(now, self.ready)
 
     # -- frames (I/O thread, or a replay) ----------------------------------------------------
     def on_frame(self, data: Any, received_at: Optional[float] = None) -> Optional[Message]:
@@ -188,9 +192,11 @@ class Router:
     def _route(self, msg: Message) -> None:
         channel = msg.channel or ""
         key = (channel, msg.id)
-        if self._registry.get(key) is None:
+        entry = self._registry.get(key)
+        if entry is None:
             self._counters["unrouted"] += 1  # in flight after an unsubscribe
             return
+        entry.arrivals += 1
         self.per_channel[channel] = self.per_channel.get(channel, 0) + 1
         self._dispatcher.submit(key, msg)
 
@@ -278,18 +284,20 @@ class Router:
         )
         self.resync(typed)
 
-    def resync(self, key: Key) -> None:
-        """Re-subscribe on the wire so a fresh snapshot replaces state that missed messages."""
+    def resync(self, key: Key) -> bool:
+        """Re-subscribe on the wire so a fresh snapshot replaces state that missed messages;
+        False if it was not (ended, or resynced less than ``RESYNC_MIN_INTERVAL`` ago)."""
         now = time.monotonic()
         if now - self._last_resync.get(key, -1e9) < RESYNC_MIN_INTERVAL:
-            return
+            return False
         with self._lock:  # the topic must still be live when its re-subscribe is queued
             entry = self._registry.get(key)
             if entry is None:
-                return
+                return False
             self._last_resync[key] = now
             self._counters.add("resyncs")  # also counted by drift repairs on the workers
             self._state.mark_books_stale(key)
             if self.ready:
                 self.send_unsubscribe(entry.topic)
                 self.send_subscribe(entry.topic)
+        return True

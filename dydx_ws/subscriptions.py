@@ -103,6 +103,7 @@ class _Entry:
         self.retries = 0
         self.sent_seq = 0  # order of its last subscribe written on the wire; 0: none unanswered
         self.messages = 0
+        self.arrivals = 0  # data frames routed to it on the I/O thread (watchdog.py)
         self.last_message_at: Optional[float] = None  # time.time() of the last message
 
 

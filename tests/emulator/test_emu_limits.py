@@ -168,7 +168,7 @@ def test_subaccount_limit_is_256(client: Callable[..., Raw]) -> None:
         raw.send({"type": "subscribe", "channel": "v4_subaccounts", "id": f"{address}/{i}"})
     messages = drain_types(raw, 257)
     assert sum(m["type"] == "subscribed" for m in messages) == 256
-    assert [m for m in messages if m["type"] == "error"][0]["message"] == (
+    assert next(m for m in messages if m["type"] == "error")["message"] == (
         "Per-connection subscription limit reached for v4_subaccounts (limit=256)."
     )
 

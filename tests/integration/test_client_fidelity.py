@@ -98,3 +98,73 @@ def test_unknown_subaccount_is_active_and_empty(emulator: IndexerEmulator) -> No
         assert got.wait(10)
         view = client.subaccount("dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4", 0)
         assert not view.open_orders and not view.view().positions
+
+
+def _idle_events(client: Any) -> List[Any]:
+    events: List[Any] = []
+    client.on("resync", events.append)
+    return events
+
+
+def test_silent_block_height_is_resubscribed(make_emu: Callable[..., IndexerEmulator]) -> None:
+    emu = make_emu()
+    with make_client(
+        emu, check_interval=None, idle_limits={"v4_block_height": (None, 1.0)}
+    ) as client:
+        events = _idle_events(client)
+        client.start()
+        heights: List[int] = []
+        sub = client.subscribe_block_height(lambda m: heights.append(m.height))
+        assert sub.wait_subscribed(10)
+        wait_until(lambda: len(heights) >= 5)
+        assert emu.stop_publishing("v4_block_height") == 1
+        wait_until(lambda: client.stats()["idle_resyncs"] >= 1, timeout=15)
+        wait_until(lambda: any(e.channel == "v4_block_height" for e in events), timeout=5)
+        event = next(e for e in events if e.channel == "v4_block_height")
+        assert event.reason.startswith("idle") and event.id == "v4_block_height"
+        assert client.stats()["resyncs"] >= 1
+        seen = len(heights)
+        wait_until(lambda: len(heights) >= seen + 5, timeout=15)  # streaming again
+        assert client.connected and client.stats()["reconnects"] == 0
+
+
+def test_silent_book_is_judged_by_blocks_and_resubscribed(
+    make_emu: Callable[..., IndexerEmulator],
+) -> None:
+    emu = make_emu()
+    limits = {"v4_orderbook": (20, None), "v4_block_height": (None, 30.0)}
+    with make_client(emu, check_interval=None, idle_limits=limits) as client:
+        events = _idle_events(client)
+        client.start()
+        clock = client.subscribe_block_height()
+        btc = client.subscribe_orderbook("BTC-USD")
+        eth = client.subscribe_orderbook("ETH-USD")
+        for sub in (clock, btc, eth):
+            assert sub.wait_subscribed(10)
+        snapshots = client.stats()["subscriptions"]
+        assert emu.stop_publishing("v4_orderbook", "BTC-USD") == 1
+        wait_until(lambda: any(e.id == "BTC-USD" for e in events), timeout=20)
+        event = next(e for e in events if e.id == "BTC-USD")
+        assert event.channel == "v4_orderbook"
+        assert event.reason.startswith("idle: no message for ") and event.reason.endswith("blocks")
+        assert not any(e.id == "ETH-USD" for e in events)  # the moving book is left alone
+        wait_until(lambda: not client.order_book("BTC-USD").stale, timeout=10)
+        assert client.stats()["subscriptions"]["v4_orderbook/BTC-USD"]["messages"] > (
+            snapshots["v4_orderbook/BTC-USD"]["messages"]
+        )
+
+
+def test_paused_chain_does_not_resubscribe_books(make_emu: Callable[..., IndexerEmulator]) -> None:
+    """No blocks, no book updates: judged against block progress, a book is not idle."""
+    emu = make_emu()
+    limits = {"v4_orderbook": (5, None), "v4_block_height": (None, 30.0)}
+    with make_client(emu, check_interval=None, idle_limits=limits) as client:
+        client.start()
+        clock = client.subscribe_block_height()
+        book = client.subscribe_orderbook("BTC-USD")
+        assert clock.wait_subscribed(10) and book.wait_subscribed(10)
+        emu.pause()
+        quiet = threading.Event()
+        assert not quiet.wait(2.0)  # an observation window: 40 block times without blocks
+        assert client.stats()["idle_resyncs"] == 0
+
