@@ -38,6 +38,7 @@ from .orderbook import OrderBook
 from .reconnect import ReconnectPolicy
 from .rest import IndexerRestClient
 from .resync import DriftRepair, ResyncEvent
+from .route_limits import DEFAULT_ROUTE_LIMITS, RouteLimiter
 from .router import Router
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
@@ -82,6 +83,12 @@ class DydxWebSocketClient:
       REST API (:mod:`dydx_ws.resync`; ``None`` or 0 turns them off); ``confirm_delay``: how long
       a difference must persist to count as drift. ``rest``: the :class:`IndexerRestClient` to use
       (default: one for ``network.rest_url``, closed by ``stop()``).
+    - ``idle_limits``: the idle watchdog (:mod:`dydx_ws.watchdog`): per channel an
+      :class:`~dydx_ws.watchdog.IdleLimit` or ``(blocks, seconds)`` of silence after which a
+      subscription the server stopped feeding is re-subscribed (``None``: off).
+      ``rest_route_limits``: the per-route REST budget shared by drift repair and back-fill
+      (:mod:`dydx_ws.route_limits`; default ``/v4/orders`` and ``/v4/fills`` 100 per 10 s, of
+      which the SDK uses half; ``None``: off).
     - ``cpu_affinity``: where the SDK's own threads run (Linux). They share the GIL anyway, and
       one core spares the cache traffic of handing every message to another core (~28% less
       time per 1.6 KB message). ``"auto"`` (default): on the I/O thread's CPU once connected,
@@ -113,6 +120,7 @@ class DydxWebSocketClient:
         confirm_delay: float = 1.0,
         cpu_affinity: Union[str, CpuSpec, None] = "auto",
         idle_limits: Optional[Mapping[str, Any]] = DEFAULT_IDLE_LIMITS,
+        rest_route_limits: Optional[Mapping[str, Tuple[int, float]]] = DEFAULT_ROUTE_LIMITS,
     ) -> None:
         if url is not None:
             network = Network.custom(url, network.rest_url if network else "")
@@ -202,10 +210,15 @@ class DydxWebSocketClient:
         self.rest: Optional[IndexerRestClient] = rest
         if self._owns_rest:
             self.rest = IndexerRestClient(self.network, timeout=5.0, retries=1)
+        # The SDK's own REST requests (drift repair, back-fill) share one per-route budget.
+        self._route_limiter = RouteLimiter(rest_route_limits) if rest_route_limits else None
+        self._background_rest = self.rest
+        if self.rest is not None and self._route_limiter is not None:
+            self._background_rest = self.rest.with_limiter(self._route_limiter)
         self._drift: Optional[DriftRepair] = None
-        if check_interval and self.rest is not None:
+        if check_interval and self._background_rest is not None:
             self._drift = DriftRepair(
-                self, self.rest, interval=check_interval, confirm_delay=confirm_delay
+                self, self._background_rest, interval=check_interval, confirm_delay=confirm_delay
             )
         track(self)  # in a notebook: stop the client this cell created on its previous run
 
@@ -280,6 +293,8 @@ class DydxWebSocketClient:
         if not first:
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set() and not self._dispatcher.leaked_threads()
+        if self._route_limiter is not None:
+            self._route_limiter.close()  # a background request waiting for a slot gives up
         io_done = self._connection.stop(max(0.0, deadline - time.monotonic()))
         drift_done = True
         if self._drift is not None:
@@ -340,7 +355,7 @@ class DydxWebSocketClient:
         handle = self._subscribe("v4_trades", ticker, callback, batched, params)
         if backfill:
             with self._lock:
-                self._state.add_backfill(handle.key, ticker, self.rest)
+                self._state.add_backfill(handle.key, ticker, self._background_rest)
         return handle
 
     def subscribe_orderbook(
@@ -507,6 +522,9 @@ class DydxWebSocketClient:
             "queue_depths": [w["depth"] for w in dispatch["workers"]],
             "dispatcher": dispatch,
             "drift_checks": self._drift.checks if self._drift else 0,
+            "drift_deferred": self._drift.deferred if self._drift else 0,
+            "drift_last_deferred": self._drift.last_deferred if self._drift else None,
+            "rest_limits": self._route_limiter.stats() if self._route_limiter else None,
             "cpu_affinity": self._affinity_stats(),
             "subscriptions": subs,
         }

@@ -7,10 +7,10 @@ import threading
 from typing import Any, Callable, List
 
 import pytest
-from support import FAST_EMULATOR, make_client
+from support import FAST_EMULATOR, FAST_RECONNECT, make_client
 from waiting import wait_until
 
-from dydx_ws import CandleResolution, SubscriptionError
+from dydx_ws import CandleResolution, DydxWebSocketClient, SubscriptionError
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.subscriptions import SubscriptionState
 
@@ -168,3 +168,40 @@ def test_paused_chain_does_not_resubscribe_books(make_emu: Callable[..., Indexer
         assert not quiet.wait(2.0)  # an observation window: 40 block times without blocks
         assert client.stats()["idle_resyncs"] == 0
 
+
+
+def _rest_client(emu: IndexerEmulator, **kwargs: Any) -> DydxWebSocketClient:
+    return DydxWebSocketClient(
+        network=emu.network, reconnect=FAST_RECONNECT, workers=2, idle_limits=None, **kwargs
+    )
+
+
+def test_drift_checks_of_many_subaccounts_stay_within_the_route_limit(
+    make_emu: Callable[..., IndexerEmulator],
+) -> None:
+    emu = make_emu(route_rate_limits={"/v4/orders": (10, 10.0)})
+    with _rest_client(
+        emu, check_interval=0.3, confirm_delay=0.05, rest_route_limits={"/v4/orders": (10, 10.0)}
+    ) as client:
+        client.start()
+        subs = [client.subscribe_subaccount(emu.demo_address, n) for n in range(8)]
+        for sub in subs:
+            assert sub.wait_subscribed(10)
+        wait_until(lambda: client.stats()["drift_deferred"] >= 1, timeout=30)
+        stats = client.stats()
+        assert stats["drift_last_deferred"].startswith("v4_subaccounts ")
+        assert stats["rest_limits"]["deferred"] >= 1
+        assert stats["rest_limits"]["throttled"] == 0  # the server never had to say 429
+
+
+def test_drift_checks_honour_429_retry_after(make_emu: Callable[..., IndexerEmulator]) -> None:
+    emu = make_emu(route_rate_limits={"/v4/orders": (2, 10.0)})  # tighter than the client knows
+    with _rest_client(emu, check_interval=0.3, confirm_delay=0.05) as client:
+        client.start()
+        subs = [client.subscribe_subaccount(emu.demo_address, n) for n in range(4)]
+        for sub in subs:
+            assert sub.wait_subscribed(10)
+        wait_until(lambda: client.stats()["rest_limits"]["throttled"] >= 1, timeout=30)
+        wait_until(lambda: client.stats()["drift_deferred"] >= 2, timeout=30)
+        # Retry-After (~10 s) blocks the route: later checks are deferred without being sent
+        assert client.stats()["rest_limits"]["throttled"] == 1
