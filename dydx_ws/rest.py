@@ -22,6 +22,9 @@ Behaviour:
 - :meth:`IndexerRestClient.iter_trades` and :meth:`IndexerRestClient.iter_candles` page backwards
   through history (newest first) with the cursors of protocol.md §5.3/§5.4.
 
+:meth:`IndexerRestClient.with_limiter` gives a view whose requests go through a per-route budget
+(:mod:`dydx_ws.route_limits`); the WebSocket client uses one for its own background requests.
+
 All methods are blocking; the client may be shared by threads (``requests.Session`` is used for
 plain GETs only). ``close()`` also interrupts a pending retry wait.
 """

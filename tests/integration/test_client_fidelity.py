@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any, Callable, List
 
 import pytest
@@ -205,3 +206,21 @@ def test_drift_checks_honour_429_retry_after(make_emu: Callable[..., IndexerEmul
         wait_until(lambda: client.stats()["drift_deferred"] >= 2, timeout=30)
         # Retry-After (~10 s) blocks the route: later checks are deferred without being sent
         assert client.stats()["rest_limits"]["throttled"] == 1
+
+
+def test_reconnect_does_not_wait_for_the_server_to_drop_tcp(
+    make_emu: Callable[..., IndexerEmulator],
+) -> None:
+    """After a close frame the real server may keep TCP open (up to 30 s) until the client
+    answers: the client reconnects at once, whatever the server does with TCP."""
+    emu = make_emu(close_timeout=30.0)  # the emulator waits up to 30 s for our answer
+    reconnected = threading.Event()
+    with make_client(emu, check_interval=None) as client:
+        client.on("reconnected", lambda e: reconnected.set())
+        client.start()
+        assert client.subscribe_block_height().wait_subscribed(10)
+        started = time.monotonic()
+        assert emu.drop_connections(code=1011, reason="Heartbeat timeout") == 1
+        assert reconnected.wait(15)
+        assert time.monotonic() - started < 5.0
+        assert client.stats()["reconnects"] == 1
