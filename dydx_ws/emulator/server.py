@@ -74,7 +74,10 @@ class IndexerEmulator:
 
     ``start()`` returns once both servers listen; ``stop()`` closes every client with 1012 and
     joins the thread.  Extra keyword options are :class:`EmulatorConfig` fields (e.g.
-    ``batch_interval``, ``snapshot_delay``, ``crossed_levels``, ``rest_port``, ``start_time``).
+    ``batch_interval``, ``snapshot_delay``, ``crossed_levels``, ``rest_port``, ``start_time``,
+    ``fetch_latency``, ``heartbeat_close_timeout``, ``route_rate_limits``).  Bad arguments to its
+    methods raise ``ValueError`` before anything happens.  docs/protocol.md records where it
+    follows the real server.
     """
 
     def __init__(
