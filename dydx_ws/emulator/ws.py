@@ -627,9 +627,10 @@ class Socks:
         return count
 
     def abort_closing(self) -> None:
-        """Shutdown: connections still waiting for a close answer are cut."""
+        """Shutdown: connections already closing (still waiting for the client's answer to a
+        close frame, or for its TCP close) are cut, so stopping never waits for a dead peer."""
         for conn in self.conns.values():
-            if conn.hb_closing and not conn.ws.transport.is_closing():
+            if conn.closing or conn.ws.state is State.CLOSING:
                 conn.ws.transport.abort()
 
     async def drop(self, code: Optional[int], reason: str) -> int:
