@@ -49,6 +49,11 @@ def _count(name: str, value: int, low: int = 0) -> int:
     return value
 
 
+def _flag(name: str, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
 def _http_status(value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 599:
         raise ValueError(f"status must be an HTTP error status (400-599), got {value!r}")
@@ -405,6 +410,7 @@ class IndexerEmulator:
 
     def flush(self, timeout: float = 10.0) -> None:
         """Flush batched data now and wait until every connection's outgoing queue is empty."""
+        _seconds("timeout", timeout)
         self._call(self.socks.flush_batches)
 
         async def drained() -> None:
@@ -554,6 +560,7 @@ class IndexerEmulator:
 
     def set_crossed_levels(self, enabled: bool) -> None:
         """Inject crossed levels continuously (probability ``fault_probability`` per block)."""
+        _flag("enabled", enabled)
 
         def do() -> None:
             self.sim.crossed_levels = enabled
@@ -562,6 +569,7 @@ class IndexerEmulator:
 
     def set_silent_deletions(self, enabled: bool) -> None:
         """Silently delete levels continuously (probability ``fault_probability`` per block)."""
+        _flag("enabled", enabled)
 
         def do() -> None:
             self.sim.silent_deletions = enabled
@@ -608,6 +616,8 @@ class IndexerEmulator:
 
     def rest_get(self, target: str) -> Tuple[int, Any]:
         """What ``GET target`` returns (status, parsed JSON or text), computed in the loop."""
+        if not isinstance(target, str) or not target.startswith("/"):
+            raise ValueError(f"target must be a path such as '/v4/height', got {target!r}")
 
         def do() -> Tuple[int, Any]:
             response = self.comlink.get(target)

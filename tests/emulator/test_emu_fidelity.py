@@ -186,6 +186,10 @@ def test_drop_connections_rejects_a_long_reason(emu: IndexerEmulator) -> None:
         lambda e: e.silent_delete_level("DOGE-USD"),
         lambda e: e.stop_publishing("v4_nope"),
         lambda e: e.stop_publishing("v4_trades", 5),
+        lambda e: e.flush(timeout=-1),
+        lambda e: e.set_crossed_levels("yes"),
+        lambda e: e.set_silent_deletions(1),
+        lambda e: e.rest_get("v4/height"),
     ],
 )
 def test_bad_arguments_raise_value_error(
@@ -273,3 +277,25 @@ def test_default_route_limit_is_100_per_10_seconds(emu: IndexerEmulator) -> None
     emu.set_route_rate_limit("/v4/orders", None)
     assert http.get(url, timeout=5).status_code == 200
     http.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"markets": []},
+        {"block_time": 0},
+        {"heartbeat_interval": -1},
+        {"heartbeat_timeout": float("nan")},
+        {"fetch_latency": -0.1},
+        {"heartbeat_close_timeout": "30"},
+        {"subscribe_points": 0},
+        {"channel_limits": {"v4_trades": 0}},
+        {"channel_limits": {"v4_nope": 3}},
+        {"route_rate_limits": {"/v4/orders": (0, 10.0)}},
+        {"route_rate_limits": {"/v4/orders": 100}},
+        {"rest_rate_limit": (100, 0)},
+    ],
+)
+def test_bad_settings_raise_value_error_at_construction(options: Any) -> None:
+    with pytest.raises(ValueError):
+        IndexerEmulator(**options)
