@@ -23,7 +23,7 @@ import ssl
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Optional, Type, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
 
 from .affinity import AutoAffinity, CpuSpec, parse_cpus, pin_threads
 from .connection import (
@@ -44,7 +44,8 @@ from .notebook import status_html, track
 from .orderbook import OrderBook
 from .reconnect import ReconnectPolicy
 from .rest import IndexerRestClient
-from .resync import DriftRepair
+from .resync import DriftRepair, ResyncEvent
+from .route_limits import DEFAULT_ROUTE_LIMITS, RouteLimiter
 from .router import Router
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
@@ -54,6 +55,7 @@ from .validation import (
     validate_subaccount_number,
     validate_ticker,
 )
+from .watchdog import DEFAULT_IDLE_LIMITS, IdleWatchdog, parse_limits
 
 __all__ = ["DydxWebSocketClient"]
 
@@ -94,6 +96,12 @@ class DydxWebSocketClient:
       REST API (:mod:`dydx_ws.resync`; ``None`` or 0 turns them off); ``confirm_delay``: how long
       a difference must persist to count as drift. ``rest``: the :class:`IndexerRestClient` to use
       (default: one for ``network.rest_url``, closed by ``stop()``).
+    - ``idle_limits``: the idle watchdog (:mod:`dydx_ws.watchdog`): per channel an
+      :class:`~dydx_ws.watchdog.IdleLimit` or ``(blocks, seconds)`` of silence after which a
+      subscription the server stopped feeding is re-subscribed (``None``: off).
+      ``rest_route_limits``: the per-route REST budget shared by drift repair and back-fill
+      (:mod:`dydx_ws.route_limits`; default ``/v4/orders`` and ``/v4/fills`` 100 per 10 s, of
+      which the SDK uses half; ``None``: off).
     - ``cpu_affinity``: where the SDK's own threads run (Linux). They share the GIL anyway, and
       one core spares the cache traffic of handing every message to another core (~28% less
       time per 1.6 KB message). ``"auto"`` (default): on the I/O thread's CPU once connected,
@@ -126,6 +134,8 @@ class DydxWebSocketClient:
         check_interval: Optional[float] = 60.0,
         confirm_delay: float = 1.0,
         cpu_affinity: Union[str, CpuSpec, None] = "auto",
+        idle_limits: Optional[Mapping[str, Any]] = DEFAULT_IDLE_LIMITS,
+        rest_route_limits: Optional[Mapping[str, Tuple[int, float]]] = DEFAULT_ROUTE_LIMITS,
     ) -> None:
         if url is not None:
             network = Network.custom(url, network.rest_url if network else "")
@@ -171,6 +181,7 @@ class DydxWebSocketClient:
                 "snapshot_retries",
                 "no_snapshot_drops",
                 "uncrossed",
+                "idle_resyncs",
                 "callback_errors",
                 "reconnects",
                 "connect_failures",
@@ -206,6 +217,11 @@ class DydxWebSocketClient:
         )
         self._connection = Connection(self._options, self._router)
         self._router.connection = self._connection
+        limits = parse_limits(idle_limits)
+        if limits:
+            self._router.watchdog = IdleWatchdog(
+                self._registry, self._state.markets, limits, self._idle_resync
+            )
         # Entry points of the I/O side, also driven by a replay (dydx_ws.replay) instead of a
         # socket: on_open() as if connected, on_frame(raw, received_at=None) per frame (decode,
         # match, dispatch), on_idle() to wake the workers.
@@ -221,10 +237,15 @@ class DydxWebSocketClient:
         self.rest: Optional[IndexerRestClient] = rest
         if self._owns_rest:
             self.rest = IndexerRestClient(self.network, timeout=5.0, retries=1)
+        # The SDK's own REST requests (drift repair, back-fill) share one per-route budget.
+        self._route_limiter = RouteLimiter(rest_route_limits) if rest_route_limits else None
+        self._background_rest = self.rest
+        if self.rest is not None and self._route_limiter is not None:
+            self._background_rest = self.rest.with_limiter(self._route_limiter)
         self._drift: Optional[DriftRepair] = None
-        if check_interval and self.rest is not None:
+        if check_interval and self._background_rest is not None:
             self._drift = DriftRepair(
-                self, self.rest, interval=check_interval, confirm_delay=confirm_delay
+                self, self._background_rest, interval=check_interval, confirm_delay=confirm_delay
             )
         track(self)  # in a notebook: stop the client this cell created on its previous run
 
@@ -299,6 +320,8 @@ class DydxWebSocketClient:
         if not first:
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set() and not self._dispatcher.leaked_threads()
+        if self._route_limiter is not None:
+            self._route_limiter.close()  # a background request waiting for a slot gives up
         io_done = self._connection.stop(max(0.0, deadline - time.monotonic()))
         drift_done = True
         if self._drift is not None:
@@ -359,7 +382,7 @@ class DydxWebSocketClient:
         handle = self._subscribe("v4_trades", ticker, callback, batched, params)
         if backfill:
             with self._lock:
-                self._state.add_backfill(handle.key, ticker, self.rest)
+                self._state.add_backfill(handle.key, ticker, self._background_rest)
         return handle
 
     def subscribe_orderbook(
@@ -458,6 +481,14 @@ class DydxWebSocketClient:
             self._router.forget(topic.key)
         self._dispatcher.release(topic.key)
 
+    def _idle_resync(self, key: Tuple[str, Optional[str]], reason: str) -> bool:
+        """The watchdog found ``key`` silent while connected: re-subscribe and report it."""
+        if not self._router.resync(key):
+            return False
+        self._counters.add("idle_resyncs")
+        self._emit("resync", ResyncEvent(key[0], key[1], 0, [], reason=reason))
+        return True
+
     # -- local state ----------------------------------------------------------------------------
     def order_book(self, ticker: str) -> OrderBook:
         """The live local book of a subscribed market (``KeyError`` if not subscribed)."""
@@ -520,6 +551,9 @@ class DydxWebSocketClient:
             "events_pending": self._emitter.pending,
             "events_dropped": self._emitter.dropped,
             "drift_checks": self._drift.checks if self._drift else 0,
+            "drift_deferred": self._drift.deferred if self._drift else 0,
+            "drift_last_deferred": self._drift.last_deferred if self._drift else None,
+            "rest_limits": self._route_limiter.stats() if self._route_limiter else None,
             "cpu_affinity": self._affinity_stats(),
             "subscriptions": subs,
         }

@@ -360,6 +360,7 @@ class _Outgoing:
     key: Hashable
     is_subscribe: bool
     not_before: float = 0.0
+    on_sent: Optional[Callable[[], None]] = None
 
 
 class Connection:
@@ -424,11 +425,18 @@ class Connection:
         return self._thread is not None and self._thread.is_alive()
 
     def send(
-        self, text: str, *, key: Hashable = None, subscribe: bool = False, delay: float = 0.0
+        self,
+        text: str,
+        *,
+        key: Hashable = None,
+        subscribe: bool = False,
+        delay: float = 0.0,
+        on_sent: Optional[Callable[[], None]] = None,
     ) -> None:
         """Queue a text frame; subscribes are paced per key. Sent only while connected (frames
-        queued while disconnected are dropped at reconnect: the listener re-sends state)."""
-        item = _Outgoing(text, key, subscribe, time.monotonic() + delay if delay else 0.0)
+        queued while disconnected are dropped at reconnect: the listener re-sends state).
+        ``on_sent`` runs on the I/O thread once the frame is written."""
+        item = _Outgoing(text, key, subscribe, time.monotonic() + delay if delay else 0.0, on_sent)
         with self._lock:
             self._outgoing.append(item)
         self._wake()
@@ -690,6 +698,8 @@ class Connection:
             ws.send(item.text)
             if item.is_subscribe:
                 self._pacer.record(item.key, now)
+            if item.on_sent is not None:
+                item.on_sent()
         if deferred:
             with self._lock:
                 deferred.extend(self._outgoing)

@@ -22,12 +22,16 @@ Behaviour:
 - :meth:`IndexerRestClient.iter_trades` and :meth:`IndexerRestClient.iter_candles` page backwards
   through history (newest first) with the cursors of protocol.md §5.3/§5.4.
 
+:meth:`IndexerRestClient.with_limiter` gives a view whose requests go through a per-route budget
+(:mod:`dydx_ws.route_limits`); the WebSocket client uses one for its own background requests.
+
 All methods are blocking; the client may be shared by threads (``requests.Session`` is used for
 plain GETs only). ``close()`` also interrupts a pending retry wait.
 """
 
 from __future__ import annotations
 
+import copy
 import email.utils
 import json
 import logging
@@ -84,6 +88,7 @@ from .models import (
     parse_timestamp,
 )
 from .network import Network
+from .route_limits import RouteLimiter
 from .validation import (
     validate_address,
     validate_resolution,
@@ -274,6 +279,17 @@ class IndexerRestClient:
         self._session = session if session is not None else requests.Session()
         self._closed = threading.Event()
         self._rng = random.Random()
+        self._limiter: Optional[RouteLimiter] = None
+
+    def with_limiter(self, limiter: RouteLimiter) -> IndexerRestClient:
+        """A view of this client (same session, closed with it) whose requests go through
+        ``limiter``'s per-route budget: it waits for a slot or raises
+        :class:`~dydx_ws.route_limits.RequestDeferred`, and a 429 blocks the route for its
+        ``Retry-After``. Used for the SDK's own background requests."""
+        view = copy.copy(self)
+        view._owns_session = False
+        view._limiter = limiter
+        return view
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @property
@@ -662,7 +678,10 @@ class IndexerRestClient:
             raise RestConnectionError("the REST client is closed", url=self._base + path)
         url = self._base + path
         attempts = self._retries + 1
+        limiter = self._limiter
         for attempt in range(1, attempts + 1):
+            if limiter is not None:
+                limiter.acquire(path)
             try:
                 response = self._session.get(
                     url,
@@ -707,12 +726,18 @@ class IndexerRestClient:
                 return self._parse(response)
             error = RestError(status, _error_text(response), url=response.url or url)
             retryable = status == 429 or status >= 500
+            retry_after = None
+            if status == 429:
+                retry_after = _retry_after(response.headers.get("Retry-After"))
+                if limiter is not None:
+                    limiter.throttle(path, retry_after)  # the next acquire() waits or defers
             if not retryable or attempt >= attempts:
                 raise error
             delay = self._delay(attempt)
             if status == 429:
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                if retry_after is not None:
+                if limiter is not None:
+                    delay = 0.0
+                elif retry_after is not None:
                     delay = min(retry_after, self._max_retry_wait)
             self._wait(url, attempt, attempts, f"HTTP {status} {error.msg}", delay)
         raise AssertionError("unreachable")  # pragma: no cover

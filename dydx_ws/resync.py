@@ -18,6 +18,10 @@ How (thread "dydx-ws-resync", every ``interval`` seconds while connected):
   account are replaced by the REST view. Each repair is counted (``stats()["resyncs"]``) and
   reported through ``on("resync")``.
 - One failing check (a REST error) is logged and does not stop the others of the same pass.
+- REST route limits (docs/protocol.md): the checks of a pass are spread over half the interval
+  instead of a burst, and the REST client given by the SDK goes through the client's shared
+  :class:`~dydx_ws.route_limits.RouteLimiter`. A check whose route budget is spent (or blocked by
+  a 429's ``Retry-After``) is deferred to the next pass and counted (``deferred``).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from .errors import DydxWsError
 from .models import Order, PerpetualMarket, PositionSide, PriceLevel
 from .orderbook import OrderBook
 from .rest import IndexerRestClient
+from .route_limits import RequestDeferred
 from .state import ParentSubaccountState, SubaccountState
 from .subscriptions import SubscriptionState
 
@@ -65,12 +70,15 @@ _ZERO = Decimal(0)
 
 @dataclass(frozen=True)
 class ResyncEvent:
-    """Local state differed from REST beyond in-flight updates and was repaired."""
+    """Local state was replaced: it differed from REST beyond in-flight updates (``reason``
+    ``"drift"``), or the subscription went silent while connected and was re-subscribed
+    (``reason`` starting with ``"idle"``, :mod:`dydx_ws.watchdog`; no differences listed)."""
 
     channel: str
     id: Optional[str]
     differences: int
     detail: List[Tuple[Any, ...]]
+    reason: str = "drift"
 
 
 class DriftRepair:
@@ -92,6 +100,8 @@ class DriftRepair:
         self._thread: Optional[threading.Thread] = None
         self.checks = 0
         self.repairs = 0
+        self.deferred = 0  # checks put off because their REST route's budget was spent
+        self.last_deferred: Optional[str] = None  # "channel id" of the last one
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="dydx-ws-resync", daemon=False)
@@ -113,13 +123,14 @@ class DriftRepair:
         while not self._stop.wait(self._interval):
             if self._client.connected:
                 try:
-                    self.check_once()
+                    self.check_once(spread=True)
                 except Exception as exc:  # a REST outage must not end the checks
                     log.info("drift check failed: %s", exc)
 
     # -- one pass ---------------------------------------------------------------------------
-    def check_once(self) -> int:
-        """Compare everything once (blocking); returns how many repairs were scheduled."""
+    def check_once(self, spread: bool = False) -> int:
+        """Compare everything once (blocking); returns how many repairs were scheduled.
+        ``spread``: pause between checks so the pass takes about half the interval."""
         self.checks += 1
         repaired = 0
         client = self._client
@@ -129,13 +140,22 @@ class DriftRepair:
         checks.append((("v4_markets", None), self._check_markets))
         for key, state in list(client._accounts.items()):
             checks.append((key, partial(self._check_account, key, state)))
+        gap = self._interval / 2 / len(checks) if spread else 0.0
+        first = True
         for key, check in checks:
             if self._stop.is_set():
                 break
             if not self._active(key):
                 continue
+            if not first and gap > 0 and self._stop.wait(gap):
+                break
+            first = False
             try:
                 repaired += check()
+            except RequestDeferred as exc:  # the route's budget is spent: next pass
+                self.deferred += 1
+                self.last_deferred = f"{key[0]} {key[1] or ''}".strip()
+                log.info("drift check of %s %s deferred: %s", *key, exc)
             except Exception as exc:  # one REST failure must not skip the other checks
                 log.info("drift check of %s %s failed: %s", *key, exc)
         return repaired

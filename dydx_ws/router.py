@@ -37,6 +37,7 @@ from .messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessa
 from .server_errors import ErrorAction, action_for, keys_of_error
 from .subscriptions import SubscriptionRegistry, SubscriptionState, Topic
 from .throttle import Throttle
+from .watchdog import IdleWatchdog
 
 __all__ = ["Router"]
 
@@ -78,6 +79,7 @@ class Router:
         self._is_stopping = is_stopping
         self._tick = tick  # extra housekeeping on the I/O thread (cpu_affinity="auto")
         self.connection: Optional[Connection] = None  # set once the client created it
+        self.watchdog: Optional[IdleWatchdog] = None  # set by the client unless disabled
         self.ready = False  # connected, and subscriptions are sent as they are made
         self.connection_id: Optional[str] = None
         self.per_channel: Dict[str, int] = dict.fromkeys(CHANNELS, 0)
@@ -98,7 +100,14 @@ class Router:
     # -- sending (any thread; callers hold the client lock) ----------------------------------
     def send_subscribe(self, topic: Topic, delay: float = 0.0) -> None:
         assert self.connection is not None
-        self.connection.send(topic.subscribe_text(), key=topic.key, subscribe=True, delay=delay)
+        key = topic.key
+        self.connection.send(
+            topic.subscribe_text(),
+            key=key,
+            subscribe=True,
+            delay=delay,
+            on_sent=lambda: self._registry.note_sent(key),
+        )
 
     def send_unsubscribe(self, topic: Topic) -> None:
         assert self.connection is not None
@@ -181,6 +190,8 @@ class Router:
                     self.resync(key)
         if self._tick is not None:
             self._tick(now)
+        if self.watchdog is not None:
+            self.watchdog.tick(now, self.ready)
 
     # -- frames (I/O thread, or a replay) ----------------------------------------------------
     def on_frame(self, data: Any, received_at: Optional[float] = None) -> Optional[Message]:
@@ -229,6 +240,7 @@ class Router:
             # an update must not be applied to state it does not belong to.
             self._counters["no_snapshot_drops"] += 1
             return
+        entry.arrivals += 1
         self.per_channel[channel] = self.per_channel.get(channel, 0) + 1
         self._dispatcher.submit(key, msg)
 
@@ -334,6 +346,7 @@ class Router:
         self._emitter.error("server", text, channel=channel, id=sid, raw=msg)
         action = action_for(text)
         for key in keys:
+            self._registry.note_answered(key)
             if action is ErrorAction.RETRY:
                 self._retry_fetch(key, text)
             elif action is ErrorAction.CONFIRM:
@@ -393,27 +406,29 @@ class Router:
         )
         self.resync(typed)
 
-    def resync(self, key: Key) -> None:
+    def resync(self, key: Key) -> bool:
         """Re-subscribe on the wire so a fresh snapshot replaces state that missed messages.
 
         The book is stale from now until that snapshot. Within ``RESYNC_MIN_INTERVAL`` of the
         previous resync of ``key`` the re-subscribe is deferred to the end of the interval
-        (``on_tick``), never skipped: the snapshot already requested may predate the loss."""
+        (``on_tick``), never skipped: the snapshot already requested may predate the loss. False
+        if the topic has ended (nothing to resync)."""
         now = time.monotonic()
         with self._lock:  # the topic must still be live when its re-subscribe is queued
             entry = self._registry.get(key)
             if entry is None:
-                return
+                return False
             self._mark_stale(key)
             last = self._last_resync.get(key, -1e9)
             if now - last < RESYNC_MIN_INTERVAL:
                 self._deferred_resyncs.setdefault(key, last + RESYNC_MIN_INTERVAL)
-                return
+                return True
             self._last_resync[key] = now
             self._counters.add("resyncs")  # also counted by drift repairs on the workers
             if self.ready:
                 self.send_unsubscribe(entry.topic)
                 self.send_subscribe(entry.topic)
+        return True
 
     def _mark_stale(self, key: Key) -> None:
         """Stale now, and again on ``key``'s worker after what is queued for it: a snapshot

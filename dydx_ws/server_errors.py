@@ -54,6 +54,9 @@ def keys_of_error(msg: ErrorMessage, registry: SubscriptionRegistry) -> List[Key
     if named and named.group(1) in CHANNELS:
         pending = registry.pending_of_channel(named.group(1))
         if text.startswith("Per-connection subscription limit"):
-            return pending[-1:]  # the newest one went over the limit
+            # The refused subscribe is the last one sent that has no answer yet (often a retry
+            # of an older subscription): not necessarily the newest subscription.
+            refused = registry.last_sent_unanswered(named.group(1))
+            return [refused] if refused is not None else pending[-1:]
         return pending
     return []

@@ -101,7 +101,9 @@ class _Entry:
         self.error: Optional[SubscriptionError] = None
         self.changed = threading.Condition()
         self.retries = 0
+        self.sent_seq = 0  # order of its last subscribe written on the wire; 0: none unanswered
         self.messages = 0
+        self.arrivals = 0  # data frames routed to it on the I/O thread (watchdog.py)
         self.last_message_at: Optional[float] = None  # time.time() of the last message
 
 
@@ -203,6 +205,7 @@ class SubscriptionRegistry:
         self._lock = lock if lock is not None else threading.RLock()
         self._entries: Dict[Key, _Entry] = {}
         self._on_last_release = on_last_release
+        self._sent = 0  # subscribes written, for last_sent_unanswered
 
     # -- user side --------------------------------------------------------------------------
     def add(
@@ -268,6 +271,7 @@ class SubscriptionRegistry:
             for entry in self._entries.values():
                 if entry.state is not SubscriptionState.FAILED:
                     entry.delivered = False
+                    entry.sent_seq = 0
                     self._set(entry, SubscriptionState.PENDING)
                     out.append(entry.topic)
             return out
@@ -280,6 +284,7 @@ class SubscriptionRegistry:
             if entry is None:
                 return False
             entry.retries = 0
+            entry.sent_seq = 0
             entry.error = None
             entry.delivered = entry.delivered or delivered
             self._set(entry, SubscriptionState.ACTIVE)
@@ -320,6 +325,32 @@ class SubscriptionRegistry:
                 return 0
             entry.retries += 1
             return entry.retries
+
+    def note_sent(self, key: Key) -> None:
+        """A subscribe of ``key`` was written on the wire (I/O thread)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._sent += 1
+                entry.sent_seq = self._sent
+
+    def note_answered(self, key: Key) -> None:
+        """The server answered the last subscribe of ``key`` (an error about it)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.sent_seq = 0
+
+    def last_sent_unanswered(self, channel: str) -> Optional[Key]:
+        """The subscription of ``channel`` whose subscribe was written last and has no answer
+        yet: the one a refusal without channel/id (the per-connection limit) is about, since
+        the server refuses at once, before answering earlier subscribes still fetching."""
+        with self._lock:
+            best: Optional[_Entry] = None
+            for k, e in self._entries.items():
+                if k[0] == channel and e.sent_seq and (best is None or e.sent_seq > best.sent_seq):
+                    best = e
+            return best.topic.key if best is not None else None
 
     def pending_of_channel(self, channel: str) -> List[Key]:
         with self._lock:

@@ -25,6 +25,12 @@ DEFAULT_CHANNEL_LIMITS: Dict[str, int] = {
     "v4_block_height": 1,
 }
 
+# comlink's route limits since 2025 (requests per 10 s per IP)
+DEFAULT_ROUTE_LIMITS: Dict[str, Tuple[int, float]] = {
+    "/v4/orders": (100, 10.0),
+    "/v4/fills": (100, 10.0),
+}
+
 VERSIONS: Dict[str, str] = {
     "v4_orderbook": "1.0.0",
     "v4_subaccounts": "3.0.0",
@@ -62,6 +68,9 @@ class EmulatorConfig:
     heartbeat_timeout: float = 10.0
     batch_interval: float = 0.25
     snapshot_delay: float = 0.0
+    # socks answers a subscribe only after its initial REST fetch: the replies are asynchronous,
+    # so a burst that trips the rate limit closes the socket before any of them is sent
+    fetch_latency: float = 0.02
     rate_limit_enabled: bool = True
     subscribe_points: int = 2
     subscribe_window: float = 1.0
@@ -69,8 +78,63 @@ class EmulatorConfig:
     invalid_window: float = 1.0
     channel_limits: Dict[str, int] = field(default_factory=lambda: dict(DEFAULT_CHANNEL_LIMITS))
     close_timeout: float = 2.0
+    # after a heartbeat-timeout close (1011) TCP stays open until the client answers the close
+    # frame, for at most this long (the real server: up to 30 s)
+    heartbeat_close_timeout: float = 30.0
     # comlink
     api_limit: int = 1000
     orderbook_levels_limit: int = 100
     rest_rate_limit: Optional[Tuple[int, float]] = None
     candles_rate_limit: Optional[Tuple[int, float]] = None
+    # per-route limits per client IP, on top of the global one: path prefix -> (points, seconds)
+    route_rate_limits: Dict[str, Tuple[int, float]] = field(
+        default_factory=lambda: dict(DEFAULT_ROUTE_LIMITS)
+    )
+
+    def __post_init__(self) -> None:
+        """Bad settings raise ``ValueError`` here, not as a dead emulator thread later."""
+        if not self.markets or not all(isinstance(m, str) and m for m in self.markets):
+            raise ValueError("markets must be a non-empty sequence of tickers")
+        positive = ("block_time", "heartbeat_interval", "heartbeat_timeout", "batch_interval")
+        for name in positive:
+            _number(name, getattr(self, name), strict=True)
+        for name in (
+            "snapshot_delay",
+            "fetch_latency",
+            "close_timeout",
+            "heartbeat_close_timeout",
+            "subscribe_window",
+            "invalid_window",
+        ):
+            _number(name, getattr(self, name), strict=False)
+        for name in ("subscribe_points", "invalid_points", "api_limit", "orderbook_levels_limit"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for channel, limit in self.channel_limits.items():
+            if channel not in CHANNELS or isinstance(limit, bool) or not isinstance(limit, int):
+                raise ValueError(f"channel_limits: bad entry {channel!r}: {limit!r}")
+            if limit < 1:
+                raise ValueError(f"channel_limits[{channel!r}] must be >= 1")
+        limits = dict(self.route_rate_limits)
+        for name in ("rest_rate_limit", "candles_rate_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                limits[name] = value
+        for route, pair in limits.items():
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise ValueError(f"rate limit {route!r} must be (points, seconds), got {pair!r}")
+            points, seconds = pair
+            if isinstance(points, bool) or not isinstance(points, int) or points < 1:
+                raise ValueError(f"rate limit {route!r}: points must be an integer >= 1")
+            _number(f"rate limit {route!r} seconds", seconds, strict=True)
+
+
+def _number(name: str, value: object, *, strict: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if ok:
+        number = float(value)  # type: ignore[arg-type]
+        ok = number == number and number < 1e9 and (number > 0 if strict else number >= 0)
+    if not ok:
+        bound = "> 0" if strict else ">= 0"
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}")

@@ -1,7 +1,8 @@
 """A small asyncio HTTP/1.1 server (keep-alive, GET only) that serves :class:`rest.Comlink`.
 
-It also applies comlink's per-IP rate limit (optional) and the "reject with 429" fault: 429 bodies
-are ``{"errors":[{"msg":"Too many requests"}]}`` with ``Retry-After`` in milliseconds.
+It also applies comlink's per-IP rate limits (the global one optional; per-route ones for
+``/v4/orders`` and ``/v4/fills``, 100 per 10 s by default) and the "reject with 429" fault: 429
+bodies are ``{"errors":[{"msg":"Too many requests"}]}`` with ``Retry-After`` in milliseconds.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class HttpServer:
         self.port = 0
         self.limiter: Optional[RestRateLimiter] = None
         self.candles_limiter: Optional[RestRateLimiter] = None
+        self.route_limiters: Dict[str, RestRateLimiter] = {}  # path prefix -> its own limit
         self.reject_until = 0.0
         self.reject_status = 429
         self.requests_served = 0
@@ -122,6 +124,13 @@ class HttpServer:
             self._writers.discard(writer)
             writer.close()
 
+    def _route_limiter(self, target: str) -> Optional[RestRateLimiter]:
+        path = target.split("?", 1)[0]
+        for route, limiter in self.route_limiters.items():
+            if path == route or path.startswith(route + "/"):
+                return limiter
+        return None
+
     def _respond(self, method: str, target: str, ip: str) -> RestResponse:
         self.requests_served += 1
         now = time.time()
@@ -130,10 +139,12 @@ class HttpServer:
             return RestResponse(self.reject_status, TOO_MANY, {"Retry-After": str(retry_ms)})
         limiter = self.candles_limiter if "/v4/candles/" in target else self.limiter
         rate_headers: Dict[str, str] = {}
-        if limiter is not None:
-            allowed, remaining, reset = limiter.consume(ip, now)
+        for current in (limiter, self._route_limiter(target)):
+            if current is None:
+                continue
+            allowed, remaining, reset = current.consume(ip, now)
             rate_headers = {
-                "RateLimit-Limit": str(limiter.points),
+                "RateLimit-Limit": str(current.points),
                 "RateLimit-Remaining": str(remaining),
                 "RateLimit-Reset": str(int(reset * 1000)),
             }

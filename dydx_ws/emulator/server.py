@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tup
 from websockets.asyncio.server import Server, serve
 
 from ..network import Network
-from .config import DEFAULT_CHANNEL_LIMITS, EmulatorConfig
+from .config import CHANNELS, DEFAULT_CHANNEL_LIMITS, EmulatorConfig
 from .httpd import HttpServer, RestRateLimiter
 from .rest import Comlink
 from .simulator import MarketSimulator
@@ -31,6 +31,47 @@ log = logging.getLogger("dydx_ws.emulator.server")
 T = TypeVar("T")
 THREAD_NAME = "dydx-emulator"
 SHUTDOWN_REASON = '{"message":"Service restarting"}'
+# Close codes a close frame may carry (RFC 6455 §7.4: 1005, 1006 and 1015 never go on the wire)
+SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
+ABORT_CODE = 1006  # "closed without a close frame": the emulator aborts TCP
+
+
+def _seconds(name: str, value: float) -> float:
+    """A duration argument: a finite number >= 0, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e9:
+        raise ValueError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _count(name: str, value: int, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+def _flag(name: str, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def _http_status(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 400 <= value <= 599:
+        raise ValueError(f"status must be an HTTP error status (400-599), got {value!r}")
+    return value
+
+
+def _close_code(code: Optional[int], reason: str) -> None:
+    if not isinstance(reason, str) or len(reason.encode("utf-8")) > 123:
+        raise ValueError("reason must be a str of at most 123 UTF-8 bytes")
+    if code is None or code == ABORT_CODE:
+        return
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise ValueError(f"code must be an int or None, got {code!r}")
+    if code not in SENDABLE_CLOSE_CODES and not 3000 <= code <= 4999:
+        raise ValueError(
+            f"close code {code} cannot be sent in a close frame (use 1000-1003, 1007-1014 or "
+            "3000-4999; 1006 or None aborts TCP without one)"
+        )
 
 
 class IndexerEmulator:
@@ -38,7 +79,10 @@ class IndexerEmulator:
 
     ``start()`` returns once both servers listen; ``stop()`` closes every client with 1012 and
     joins the thread.  Extra keyword options are :class:`EmulatorConfig` fields (e.g.
-    ``batch_interval``, ``snapshot_delay``, ``crossed_levels``, ``rest_port``, ``start_time``).
+    ``batch_interval``, ``snapshot_delay``, ``crossed_levels``, ``rest_port``, ``start_time``,
+    ``fetch_latency``, ``heartbeat_close_timeout``, ``route_rate_limits``).  Bad arguments to its
+    methods raise ``ValueError`` before anything happens.  docs/protocol.md records where it
+    follows the real server.
     """
 
     def __init__(
@@ -183,6 +227,10 @@ class IndexerEmulator:
             http.limiter = RestRateLimiter(*config.rest_rate_limit)
         if config.candles_rate_limit is not None:
             http.candles_limiter = RestRateLimiter(*config.candles_rate_limit)
+        http.route_limiters = {
+            route: RestRateLimiter(points, seconds)
+            for route, (points, seconds) in config.route_rate_limits.items()
+        }
         await http.start(config.host, config.rest_port)
         try:
             self._ws_server = await serve(
@@ -214,6 +262,7 @@ class IndexerEmulator:
             await asyncio.gather(blocks, batches, return_exceptions=True)
             socks.unstall()
             socks.reject_until = 0.0
+            socks.abort_closing()
             self._ws_server.close(close_connections=True, code=1012, reason=SHUTDOWN_REASON)
             try:
                 await asyncio.wait_for(self._ws_server.wait_closed(), config.close_timeout + 3)
@@ -346,6 +395,7 @@ class IndexerEmulator:
 
     def advance(self, blocks: int = 1) -> int:
         """Produce ``blocks`` blocks right now (typically while paused); returns the new height."""
+        _count("blocks", blocks)
 
         def do() -> int:
             for _ in range(blocks):
@@ -360,6 +410,7 @@ class IndexerEmulator:
 
     def flush(self, timeout: float = 10.0) -> None:
         """Flush batched data now and wait until every connection's outgoing queue is empty."""
+        _seconds("timeout", timeout)
         self._call(self.socks.flush_batches)
 
         async def drained() -> None:
@@ -372,11 +423,27 @@ class IndexerEmulator:
     # ----- faults -----------------------------------------------------------------------------
 
     def drop_connections(self, code: Optional[int] = 1011, reason: str = "") -> int:
-        """Close every client socket now (``code=None`` aborts TCP without a close frame)."""
+        """Close every client socket now with a close frame of ``code``; ``None`` or 1006
+        ("closed without a close frame") aborts TCP. A code no close frame may carry (1005,
+        1015, 1004, out of range) or a reason over 123 bytes raises ``ValueError``."""
+        _close_code(code, reason)
         return self._await(lambda: self.socks.drop(code, reason))
+
+    def stop_publishing(self, channel: str, id: Optional[str] = None) -> int:
+        """The server's silent stop: the current subscriptions of ``channel`` (``id``: only that
+        one, e.g. ``"BTC-USD"``; None: all of the channel) stay registered and the connections
+        stay open, but nothing more is sent for them, as the real server does after a send
+        error on its side. A fresh subscribe streams again. Returns how many were stopped."""
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+        if id is not None and not isinstance(id, str):
+            raise ValueError(f"id must be a str or None, got {id!r}")
+        sub_id = "v4_markets" if channel == "v4_markets" else id
+        return self._call(lambda: self.socks.stop_publishing(channel, sub_id))
 
     def stall(self, seconds: float) -> None:
         """Stop sending and stop reading (so client pings go unanswered) for ``seconds``."""
+        _seconds("seconds", seconds)
         self._call(lambda: self.socks.stall(seconds))
 
     def unstall(self) -> None:
@@ -385,6 +452,8 @@ class IndexerEmulator:
 
     def reject_handshakes(self, seconds: float, status: int = 429) -> None:
         """Answer websocket upgrades with HTTP ``status`` for ``seconds``."""
+        _seconds("seconds", seconds)
+        _http_status(status)
 
         def do() -> None:
             self.socks.reject_until = time.monotonic() + seconds
@@ -394,6 +463,8 @@ class IndexerEmulator:
 
     def reject_rest(self, seconds: float, status: int = 429) -> None:
         """Answer every REST request with ``status`` and ``Too many requests`` for ``seconds``."""
+        _seconds("seconds", seconds)
+        _http_status(status)
 
         def do() -> None:
             assert self._http is not None
@@ -404,6 +475,10 @@ class IndexerEmulator:
 
     def set_rest_rate_limit(self, points: Optional[int], seconds: float = 10.0) -> None:
         """Enable comlink's per-IP limit (``points`` per ``seconds``), or disable with None."""
+        if points is not None:
+            _count("points", points, 1)
+        if _seconds("seconds", seconds) <= 0:
+            raise ValueError("seconds must be > 0")
 
         def do() -> None:
             assert self._http is not None
@@ -411,12 +486,36 @@ class IndexerEmulator:
 
         self._call(do)
 
+    def set_route_rate_limit(
+        self, route: str, points: Optional[int], seconds: float = 10.0
+    ) -> None:
+        """Set comlink's per-IP limit of one route (path prefix, e.g. ``"/v4/orders"``: 100 per
+        10 s by default), or remove it with None."""
+        if not isinstance(route, str) or not route.startswith("/v4/"):
+            raise ValueError(f"route must be a path starting with /v4/, got {route!r}")
+        if points is not None:
+            _count("points", points, 1)
+        if _seconds("seconds", seconds) <= 0:
+            raise ValueError("seconds must be > 0")
+
+        def do() -> None:
+            assert self._http is not None
+            if points is None:
+                self._http.route_limiters.pop(route, None)
+            else:
+                self._http.route_limiters[route] = RestRateLimiter(points, seconds)
+
+        self._call(do)
+
     def send_raw(self, text: str) -> int:
         """Send a raw text frame to every client; returns the number of clients."""
+        if not isinstance(text, str):
+            raise ValueError("text must be a str (a text frame)")
         return self._call(lambda: self.socks.send_raw(text))
 
     def set_snapshot_delay(self, seconds: float) -> None:
         """Hold each subscription's registration for ``seconds`` after its snapshot is read."""
+        _seconds("seconds", seconds)
 
         def do() -> None:
             self.socks.snapshot_delay = seconds
@@ -425,6 +524,8 @@ class IndexerEmulator:
 
     def fail_subscriptions(self, count: int = 1, status: int = 500) -> None:
         """Make the next ``count`` initial fetches fail (403 gives the "blocked" text)."""
+        _count("count", count)
+        _http_status(status)
         self._call(lambda: self.socks.fail_subscribes.extend([status] * count))
 
     def inject_crossed_level(
@@ -432,8 +533,10 @@ class IndexerEmulator:
     ) -> Dict[str, Any]:
         """Stream a stale level on the wrong side of ``ticker``'s book (REST never shows it)."""
 
+        ticker = self._market_side(ticker, side)
+
         def do() -> Dict[str, Any]:
-            pub, info = self.sim.inject_crossed_level(ticker or self.config.markets[0], side)
+            pub, info = self.sim.inject_crossed_level(ticker, side)
             self.socks.publish(pub)
             return info
 
@@ -443,12 +546,21 @@ class IndexerEmulator:
         self, ticker: Optional[str] = None, side: Optional[str] = None
     ) -> Optional[Dict[str, Any]]:
         """Remove a level without any websocket message (visible only via REST)."""
-        return self._call(
-            lambda: self.sim.silent_delete_level(ticker or self.config.markets[0], side)
-        )
+        market = self._market_side(ticker, side)
+        return self._call(lambda: self.sim.silent_delete_level(market, side))
+
+    def _market_side(self, ticker: Optional[str], side: Optional[str]) -> str:
+        """A fault's market (default: the first) and side, checked: ValueError if unknown."""
+        market = ticker or self.config.markets[0]
+        if market not in self.config.markets:
+            raise ValueError(f"unknown market {market!r}; one of {', '.join(self.config.markets)}")
+        if side not in (None, "bids", "asks"):
+            raise ValueError(f"side must be 'bids', 'asks' or None, got {side!r}")
+        return market
 
     def set_crossed_levels(self, enabled: bool) -> None:
         """Inject crossed levels continuously (probability ``fault_probability`` per block)."""
+        _flag("enabled", enabled)
 
         def do() -> None:
             self.sim.crossed_levels = enabled
@@ -457,6 +569,7 @@ class IndexerEmulator:
 
     def set_silent_deletions(self, enabled: bool) -> None:
         """Silently delete levels continuously (probability ``fault_probability`` per block)."""
+        _flag("enabled", enabled)
 
         def do() -> None:
             self.sim.silent_deletions = enabled
@@ -493,6 +606,7 @@ class IndexerEmulator:
                 "handshakes_rejected": socks.handshakes_rejected,
                 "subscriptions": sum(len(c.subs) for c in socks.conns.values()),
                 "messages_published": socks.messages_published,
+                "publishing_stopped": socks.muted,
                 "rest_requests": self._http.requests_served,
                 "rest_connections": self._http.connections_accepted,
                 "height": self.sim.height,
@@ -502,6 +616,8 @@ class IndexerEmulator:
 
     def rest_get(self, target: str) -> Tuple[int, Any]:
         """What ``GET target`` returns (status, parsed JSON or text), computed in the loop."""
+        if not isinstance(target, str) or not target.startswith("/"):
+            raise ValueError(f"target must be a path such as '/v4/height', got {target!r}")
 
         def do() -> Tuple[int, Any]:
             response = self.comlink.get(target)

@@ -58,6 +58,7 @@ class Sub:
     id: str
     batched: bool
     start_seq: int
+    muted: bool = False  # the server's silent stop: registered, but nothing is sent
 
 
 class _SubscribeFailed(Exception):
@@ -93,6 +94,7 @@ class Conn:
         self.queue: Deque[Union[str, _Close]] = deque()
         self.wake = asyncio.Event()
         self.closing = False
+        self.hb_closing = False  # waiting for the client's answer to a 1011 close
         self.tasks: Set[asyncio.Task[None]] = set()
         self.data_prefix = f'{{"type":"channel_data","connection_id":"{self.id}","message_id":'
         self.batch_prefix = (
@@ -149,6 +151,12 @@ def _data_tail(channel: str, sub_id: str, version: str, contents: str, suffix: s
     return f'{head},"version":"{version}","contents":{contents}{suffix}}}'
 
 
+def error_id(raw: Any) -> Optional[str]:
+    """The ``id`` of a detailed error: the id the client sent, left out when it sent none (so a
+    ``v4_markets`` error has no ``id`` key: ``JSON.stringify`` drops ``undefined``)."""
+    return None if raw is UNDEFINED or raw is None else js_string(raw)
+
+
 def normalize_id(channel: str, raw: Any) -> str:
     """``normalizeSubscriptionId``: block height defaults to itself, the rest to v4_markets."""
     if raw is UNDEFINED or raw is None:
@@ -174,6 +182,7 @@ class Socks:
         self.reject_status = 429
         self.snapshot_delay = config.snapshot_delay
         self.fail_subscribes: Deque[int] = deque()
+        self.muted = 0  # subscriptions silently stopped (stop_publishing)
         self.connections_accepted = 0
         self.handshakes_rejected = 0
         self.messages_published = 0
@@ -256,6 +265,10 @@ class Socks:
                     log.info("heartbeat timeout on %s", conn.id)
                     conn.closing = True
                     conn.queue.clear()
+                    # Like ws' close(): TCP stays open until the client answers the close frame
+                    # (bounded by heartbeat_close_timeout), however long its reads are stuck.
+                    conn.ws.close_timeout = self.config.heartbeat_close_timeout
+                    conn.hb_closing = True
                     await conn.ws.close(1011, "Heartbeat timeout")
                     return
         except ConnectionClosed:
@@ -325,36 +338,45 @@ class Socks:
         return not math.isnan(number) and number < SUBACCOUNT_LIMITS[channel]
 
     def _subscribe(self, conn: Conn, channel: str, raw_id: Any, batched: bool) -> None:
-        """§2.5: allocate ``message_id``, admit and fetch, then register (now or after a delay)."""
+        """§2.5: allocate ``message_id``, admit, fetch, then register. The checks before the
+        fetch answer at once; the fetch takes ``fetch_latency`` (as socks' HTTP call to comlink
+        does), so ``subscribed`` and the errors after it come later."""
         message_id = conn.next_id()
         sub_id = normalize_id(channel, raw_id)
         conn.inflight[channel] = conn.inflight.get(channel, 0) + 1
         try:
-            contents = self._admit_and_fetch(conn, channel, raw_id, sub_id)
+            self._admit(conn, channel, raw_id, sub_id)
         except _SubscribeFailed as exc:
             conn.inflight[channel] -= 1
-            if exc.detailed:
-                conn.error(exc.message, channel, sub_id, message_id)
-            else:
-                conn.error(exc.message, message_id=message_id)
-            if exc.rate_limited:
-                conn.close_after_pending(1008, RATE_LIMITED)
+            self._refuse(conn, channel, raw_id, message_id, exc)
             return
         except BaseException:  # row 13: the caller answers "Internal error"
             conn.inflight[channel] -= 1
             raise
-        if self.snapshot_delay > 0:
-            conn.spawn(
-                self._finish_later(
-                    conn, channel, sub_id, batched, message_id, contents, self.snapshot_delay
-                )
-            )
+        if self.config.fetch_latency > 0 or self.snapshot_delay > 0:
+            conn.spawn(self._fetch_later(conn, channel, raw_id, batched, message_id))
             return
-        conn.inflight[channel] -= 1
-        self._finish(conn, channel, sub_id, batched, message_id, contents)
+        try:
+            contents = self._snapshot(channel, sub_id)
+        except _SubscribeFailed as exc:
+            self._refuse(conn, channel, raw_id, message_id, exc)
+            return
+        finally:
+            conn.inflight[channel] -= 1
+        self._finish(conn, channel, raw_id, batched, message_id, contents)
 
-    def _admit_and_fetch(self, conn: Conn, channel: str, raw_id: Any, sub_id: str) -> str:
-        """Rows 8-11b of §2.4 in socks' order; returns the snapshot ``contents`` text."""
+    def _refuse(
+        self, conn: Conn, channel: str, raw_id: Any, message_id: int, exc: _SubscribeFailed
+    ) -> None:
+        if exc.detailed:
+            conn.error(exc.message, channel, error_id(raw_id), message_id)
+        else:
+            conn.error(exc.message, message_id=message_id)
+        if exc.rate_limited:
+            conn.close_after_pending(1008, RATE_LIMITED)
+
+    def _admit(self, conn: Conn, channel: str, raw_id: Any, sub_id: str) -> None:
+        """Rows 8-10 of §2.4 in socks' order (before the fetch)."""
         if not self._valid_id(channel, raw_id):
             raise _SubscribeFailed(
                 f"Invalid subscription id for channel: ({channel}-{js_string(raw_id)})"
@@ -371,35 +393,38 @@ class Socks:
                 "Please  reconnect and try again.",
                 rate_limited=True,
             )
-        return self._snapshot(channel, sub_id)
 
-    async def _finish_later(
-        self,
-        conn: Conn,
-        channel: str,
-        sub_id: str,
-        batched: bool,
-        message_id: int,
-        contents: str,
-        delay: float,
+    async def _fetch_later(
+        self, conn: Conn, channel: str, raw_id: Any, batched: bool, message_id: int
     ) -> None:
+        """The fetch after ``fetch_latency``; registration ``snapshot_delay`` after it."""
         try:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self.config.fetch_latency)
+            if conn.closing:
+                return
+            try:
+                contents = self._snapshot(channel, normalize_id(channel, raw_id))
+            except _SubscribeFailed as exc:
+                self._refuse(conn, channel, raw_id, message_id, exc)
+                return
+            if self.snapshot_delay > 0:
+                await asyncio.sleep(self.snapshot_delay)
         finally:
             conn.inflight[channel] -= 1
         if not conn.closing:
-            self._finish(conn, channel, sub_id, batched, message_id, contents)
+            self._finish(conn, channel, raw_id, batched, message_id, contents)
 
     def _finish(
-        self, conn: Conn, channel: str, sub_id: str, batched: bool, message_id: int, contents: str
+        self, conn: Conn, channel: str, raw_id: Any, batched: bool, message_id: int, contents: str
     ) -> None:
         """Row 12 (duplicate), then register and send ``subscribed`` (built as a string, §1.4)."""
+        sub_id = normalize_id(channel, raw_id)
         key = (channel, sub_id)
         if key in conn.subs:
             conn.error(
                 f"Invalid subscribe message: already subscribed ({channel}-{sub_id})",
                 channel,
-                sub_id,
+                error_id(raw_id),
                 message_id,
             )
             return
@@ -527,6 +552,8 @@ class Socks:
         if direct:
             tail = _data_tail(pub.channel, pub.id, version, contents, suffix)
             for conn in direct.values():
+                if self.muted and conn.subs[key].muted:
+                    continue
                 conn.send(f"{conn.data_prefix}{conn.next_id()}{tail}")
         if batched:
             self.buffer.setdefault(key, []).append(
@@ -542,6 +569,8 @@ class Socks:
                 continue
             channel, sub_id = key
             for conn, sub in list(members.values()):
+                if sub.muted:
+                    continue
                 groups: Dict[str, Dict[Optional[int], List[str]]] = {}
                 for seq, version, contents, number in items:
                     if seq > sub.start_seq:
@@ -584,13 +613,34 @@ class Socks:
             if not conn.ws.transport.is_closing():
                 conn.ws.transport.resume_reading()
 
+    def stop_publishing(self, channel: str, sub_id: Optional[str]) -> int:
+        """The server's silent stop: every current subscription of ``channel`` (and ``sub_id``;
+        None: all of the channel) stays registered, but nothing more is sent for it. A new
+        subscribe of the same topic streams again. Returns how many were stopped."""
+        count = 0
+        for conn in self.conns.values():
+            for (c, i), sub in conn.subs.items():
+                if c == channel and (sub_id is None or i == sub_id) and not sub.muted:
+                    sub.muted = True
+                    count += 1
+        self.muted += count
+        return count
+
+    def abort_closing(self) -> None:
+        """Shutdown: connections already closing (still waiting for the client's answer to a
+        close frame, or for its TCP close) are cut, so stopping never waits for a dead peer."""
+        for conn in self.conns.values():
+            if conn.closing or conn.ws.state is State.CLOSING:
+                conn.ws.transport.abort()
+
     async def drop(self, code: Optional[int], reason: str) -> int:
-        """Close every connection; returns once the close frames are written (or TCP aborted)."""
+        """Close every connection; returns once the close frames are written (or TCP aborted).
+        ``code`` None or 1006 ("closed without a close frame") aborts TCP."""
         conns = list(self.conns.values())
         for conn in conns:
             conn.closing = True
             conn.queue.clear()
-            if code is None:
+            if code is None or code == 1006:
                 conn.ws.transport.abort()
             else:
                 task = asyncio.ensure_future(conn.ws.close(code, reason))

@@ -86,11 +86,13 @@ class Order(WireModel):
     good_til_block: Optional[int] = opt_height()
     good_til_block_time: Optional[datetime] = opt_timestamp()
     created_at_height: Optional[int] = opt_height()
+    created_at: Optional[datetime] = opt_timestamp()  # newer servers (docs/protocol.md)
     updated_at: Optional[datetime] = opt_timestamp()
     updated_at_height: Optional[int] = opt_height()
     client_metadata: Optional[str] = None
     removal_reason: Optional[str] = None
     subaccount_number: Optional[int] = None
+    # builder codes and TWAP orders (orderFlags "128"; suborders "256"): REST and ender updates
     builder_address: Optional[str] = None
     fee_ppm: Optional[str] = None
     order_router_address: Optional[str] = None

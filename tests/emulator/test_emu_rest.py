@@ -220,7 +220,13 @@ def test_demo_subaccounts(emu: IndexerEmulator, http: requests.Session) -> None:
     )
     assert get(http, emu, f"/v4/addresses/{address}/subaccountNumber/1").status_code == 404
     assert get(http, emu, f"/v4/addresses/{address}/subaccountNumber/128001").status_code == 400
-    assert get(http, emu, "/v4/addresses/foo/subaccountNumber/0").status_code == 400
+    # comlink checks only the shape (alphanumeric, <= 90 characters); anything else is a 404
+    assert get(http, emu, "/v4/addresses/foo/subaccountNumber/0").status_code == 404
+    bad_checksum = address[:-1] + ("q" if address[-1] != "q" else "p")
+    assert get(http, emu, f"/v4/addresses/{bad_checksum}/subaccountNumber/0").status_code == 404
+    assert get(http, emu, f"/v4/addresses/{'a' * 90}/subaccountNumber/0").status_code == 404
+    assert get(http, emu, f"/v4/addresses/{'a' * 91}/subaccountNumber/0").status_code == 400
+    assert get(http, emu, "/v4/addresses/dydx1-x/subaccountNumber/0").status_code == 400
     assert get(http, emu, f"/v4/addresses/{address}/parentSubaccountNumber/128").status_code == 400
 
 

@@ -63,7 +63,7 @@ class SoakClient(threading.Thread):
                         "id": f"{self.demo}/0",
                     }
                 )
-            last_id = 0
+            last_ids: Dict[Any, int] = {}  # message ids only grow within one subscription (§1.5)
             while True:
                 message: Dict[str, Any] = json.loads(raw.recv_text(timeout=30))
                 if message["type"] == "marker":
@@ -72,9 +72,10 @@ class SoakClient(threading.Thread):
                 if message["type"] == "error":
                     self.problems.append(f"error: {message}")
                     continue
-                if message["message_id"] <= last_id:
+                topic = (message["channel"], message.get("id"))
+                if message["message_id"] <= last_ids.get(topic, 0):
                     self.problems.append(f"message_id regression {message['message_id']}")
-                last_id = message["message_id"]
+                last_ids[topic] = message["message_id"]
                 channel = message["channel"]
                 if message["type"] == "subscribed":
                     self.subscribed += 1

@@ -194,3 +194,33 @@ def test_non_frames_raise_decode_error() -> None:
     for bad in (None, 5, 1.5, ["x"], object()):
         with pytest.raises(DecodeError):
             decode_message(bad)
+
+
+def test_orders_carry_created_at_and_twap_builder_fields_and_ignore_unknown_keys() -> None:
+    from datetime import datetime, timezone
+    from decimal import Decimal
+
+    from dydx_ws.messages import SubaccountMessage
+
+    (rest_entry,) = [
+        e for e in manifest("rest") if e["file"].endswith("derived-twap-builder-created-at.json")
+    ]
+    body = rest_body(rest_entry)
+    decode = decoder_for(Order)
+    twap, suborder, long_term = (decode(o) for o in body)
+    assert twap == Order.from_dict(body[0])
+    assert twap.created_at == datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=timezone.utc)
+    assert (twap.order_flags, twap.type.value if twap.type else None) == ("128", "TWAP")
+    assert (twap.duration, twap.interval, twap.price_tolerance) == ("600", "60", "0.005")
+    assert twap.builder_address == "dydx199tqg4wdlnu4qjlxchpd7seg454937hjrknju4"
+    assert twap.fee_ppm == "500" and twap.size == Decimal("0.5")
+    assert suborder.order_flags == "256" and suborder.created_at is not None
+    assert long_term.created_at == datetime(2026, 3, 1, 12, 0, 1, tzinfo=timezone.utc)
+    assert "someFutureField" not in long_term.to_dict()
+    (frame_entry,) = [
+        e for e in FRAMES if e["file"].endswith("derived-order-twap-created-at.json")
+    ]
+    msg = decode_message(frame_text(frame_entry))
+    assert isinstance(msg, SubaccountMessage)
+    assert msg.orders[0].created_at == twap.created_at
+    assert msg.orders[0].total_filled == Decimal("0.15")

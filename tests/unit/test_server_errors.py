@@ -74,3 +74,23 @@ def test_old_servers_name_only_the_channel(registry: SubscriptionRegistry) -> No
 def test_errors_about_nothing_of_ours(registry: SubscriptionRegistry) -> None:
     for text in ("Invalid message: could not parse", "Internal error", "Invalid channel: x"):
         assert keys_of_error(err(text), registry) == []
+
+
+def test_limit_error_goes_to_the_last_subscribe_sent_and_unanswered() -> None:
+    reg = SubscriptionRegistry(lambda topic: None)
+    old = Topic("v4_candles", "BTC-USD/5MINS", False)
+    new = Topic("v4_candles", "ETH-USD/1MIN", False)
+    for topic in (old, new):
+        reg.add(topic, None, {})
+    reg.note_sent(old.key)
+    reg.note_sent(new.key)
+    limit = "Per-connection subscription limit reached for v4_candles (limit=2)."
+    assert keys_of_error(err(limit), reg) == [new.key]
+    reg.note_answered(new.key)  # e.g. its fetch failed: the client retries the older one later
+    reg.note_sent(new.key)
+    reg.note_sent(old.key)  # the retry of the older subscription is written last
+    assert keys_of_error(err(limit), reg) == [old.key]  # not the newest subscription
+    reg.confirm(old.key)
+    assert keys_of_error(err(limit), reg) == [new.key]
+    reg.mark_all_pending()  # a reconnect: nothing is on the wire any more
+    assert keys_of_error(err(limit), reg) == [new.key]  # fallback: the newest pending
