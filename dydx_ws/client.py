@@ -39,6 +39,7 @@ from .reconnect import ReconnectPolicy
 from .rest import IndexerRestClient
 from .resync import DriftRepair
 from .router import Router
+from .shutdown import forget, remember
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
 from .validation import (
@@ -214,6 +215,7 @@ class DydxWebSocketClient:
             if self._started:
                 return self
             self._started = True
+        remember(self)  # stopped at interpreter exit if the script never calls stop()
         self._dispatcher.start()
         if connect:
             self._connection.start()
@@ -282,6 +284,7 @@ class DydxWebSocketClient:
             self.rest.close()
         workers_done = self._dispatcher.stop(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
+        forget(self)
         if not io_done:
             log.warning("the I/O thread did not exit within %.1f s", timeout)
         return io_done and drift_done and workers_done

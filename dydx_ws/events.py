@@ -119,6 +119,10 @@ class Emitter:
         self._hub = hub
         self._call_soon = call_soon
 
+    def has(self, name: str) -> bool:
+        """Whether ``on(name, ...)`` has a listener (e.g. someone handles ``"error"`` events)."""
+        return self._hub.has(name)
+
     def emit(self, name: str, event: Any) -> None:
         if self._hub.has(name):
             self._call_soon(self.KEY, lambda: self._hub.run(name, event))

@@ -94,7 +94,7 @@ class DriftRepair:
         self.repairs = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dydx-ws-resync", daemon=False)
+        self._thread = threading.Thread(target=self._run, name="dydx-ws-resync", daemon=True)
         self._thread.start()
 
     @property
