@@ -53,6 +53,12 @@ __all__ = ["DydxWebSocketClient"]
 
 log = logging.getLogger("dydx_ws.client")
 
+_NOT_STARTED = (
+    "this client was never started: call client.start() (or use "
+    "'with DydxWebSocketClient(...) as client:') before waiting for it"
+)
+_WAIT_SLICE = 0.1  # seconds: how often a wait looks whether the client stopped or gave up
+
 # An idle worker is woken once this many messages wait for it, or when the I/O thread runs out
 # of buffered input (Connection calls on_idle before blocking): one wake-up per burst, not per
 # frame (a wake-up per frame costs a thread switch and halved throughput in measurements).
@@ -84,9 +90,9 @@ class DydxWebSocketClient:
       (default: one for ``network.rest_url``, closed by ``stop()``).
     - ``cpu_affinity``: where the SDK's own threads run (Linux). They share the GIL anyway, and
       one core spares the cache traffic of handing every message to another core (~28% less
-      time per 1.6 KB message). ``"auto"`` (default): on the I/O thread's CPU once connected,
-      released while that CPU is busy with other work; a CPU number or numbers: pinned there;
-      ``None``: left to the operating system (:mod:`dydx_ws.affinity`).
+      time per 1.6 KB message). ``None`` (default): left to the operating system; ``"auto"``
+      (opt-in): on the I/O thread's CPU once connected, released while that CPU is busy with
+      other work; a CPU number or numbers: pinned there (:mod:`dydx_ws.affinity`).
     """
 
     def __init__(
@@ -111,7 +117,7 @@ class DydxWebSocketClient:
         rest: Optional[IndexerRestClient] = None,
         check_interval: Optional[float] = 60.0,
         confirm_delay: float = 1.0,
-        cpu_affinity: Union[str, CpuSpec, None] = "auto",
+        cpu_affinity: Union[str, CpuSpec, None] = None,
     ) -> None:
         if url is not None:
             network = Network.custom(url, network.rest_url if network else "")
@@ -154,6 +160,7 @@ class DydxWebSocketClient:
         )
         self._state = LocalState(uncross)
         self._registry = SubscriptionRegistry(self._on_last_release, self._lock)
+        self._registry.not_started = lambda: None if self._started else _NOT_STARTED
         self._events = EventHub()
         # Events run on a worker; the emitter reaches the dispatcher once it exists.
         self._emitter = Emitter(self._events, lambda key, fn: self._dispatcher.call_soon(key, fn))
@@ -218,9 +225,12 @@ class DydxWebSocketClient:
         remember(self)  # stopped at interpreter exit if the script never calls stop()
         self._dispatcher.start()
         if connect:
-            self._connection.start()
+            log.info("connecting to %s", self.network.ws_url)
+            # Every SDK thread runs before the I/O thread does: cpu_affinity="auto" pins the
+            # threads alive at its first tick, on the I/O thread.
             if self._drift is not None:
                 self._drift.start()
+            self._connection.start()
         if self._cpus is not None:
             pin_threads(self._cpus, self._sdk_threads())
         return self
@@ -230,8 +240,20 @@ class DydxWebSocketClient:
         return [*self._dispatcher.threads(), self._connection.thread, drift]
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
-        """True once connected (False on timeout)."""
-        return self._connection.connected.wait(timeout)
+        """True once connected; False on timeout, and at once when the client is stopped or
+        gave up reconnecting (``state == "failed"``). Raises :class:`DydxWsError` if the
+        client was never started (call ``start()`` or use ``with``)."""
+        if not self._started:
+            raise DydxWsError(_NOT_STARTED)
+        connected = self._connection.connected
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (self._stopping or self._router.gave_up.is_set()):
+            remaining = _WAIT_SLICE if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if connected.wait(min(remaining, _WAIT_SLICE)):
+                return True
+        return connected.is_set()
 
     @property
     def connected(self) -> bool:
@@ -239,12 +261,15 @@ class DydxWebSocketClient:
 
     @property
     def state(self) -> str:
-        """``"not started"``, ``"connecting"`` (also while reconnecting), ``"connected"`` or
-        ``"stopped"``."""
+        """``"not started"``, ``"connecting"`` (also while reconnecting), ``"connected"``,
+        ``"failed"`` (the reconnect policy gave up: every subscription failed with the cause;
+        ``stop()`` it and make a new client) or ``"stopped"``."""
         if self._stopping:
             return "stopped"
         if not self._started:
             return "not started"
+        if self._router.gave_up.is_set():
+            return "failed"
         return "connected" if self.connected else "connecting"
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -424,6 +449,8 @@ class DydxWebSocketClient:
                 self._state.create(topic)
                 if self._router.ready:
                     self._router.send_subscribe(topic)
+                elif self._router.gave_up.is_set():
+                    self._router.fail_for_good(topic.key)  # no connection will come
         return handle
 
     def _on_last_release(self, topic: Topic) -> None:
@@ -486,6 +513,8 @@ class DydxWebSocketClient:
         return {
             **self._counters,
             "connected": self.connected,
+            "state": self.state,
+            "last_connection_error": self._router.last_connection_error,
             "connection_id": self._router.connection_id,
             "url": self.network.ws_url,
             "bytes": self._connection.bytes_received,

@@ -40,6 +40,17 @@ MAX_FETCH_RETRIES = 10  # "Internal error, could not fetch data" retries before 
 RESYNC_MIN_INTERVAL = 2.0  # seconds between two overflow resyncs of one subscription
 
 
+def describe_close(info: CloseInfo) -> str:
+    """``info.describe()`` on one line: a handshake refused with an HTTP status names the status,
+    never the page the server sent with it."""
+    status = getattr(info.error, "status_code", None)
+    if info.error is not None and isinstance(status, int):
+        message = getattr(info.error, "status_message", None) or ""
+        reason = f" {message}" if isinstance(message, str) and message else ""
+        return f"the handshake was answered with HTTP {status}{reason}"
+    return " ".join(info.describe().split())
+
+
 class Router:
     """Connection events and frames in; subscription states, dispatch and events out."""
 
@@ -78,6 +89,9 @@ class Router:
         self._restore_deadline = 0.0
         self._restore_report: Optional[Tuple[float, int]] = None  # (gap, attempts)
         self._last_resync: Dict[Key, float] = {}
+        self.last_connection_error: Optional[str] = None  # stats()["last_connection_error"]
+        self.gave_up = threading.Event()  # the reconnect policy gave up: the client is done
+        self.give_up_error: Optional[DydxConnectionError] = None
 
     # -- sending (any thread; callers hold the client lock) ----------------------------------
     def send_subscribe(self, topic: Topic, delay: float = 0.0) -> None:
@@ -125,16 +139,38 @@ class Router:
 
     def on_retry(self, delay: float, attempt: int, info: CloseInfo) -> None:
         self._attempts = attempt
+        self.last_connection_error = describe_close(info)
         if not info.was_open:
             self._counters["connect_failures"] += 1
-            text = f"connect attempt {attempt} failed ({info.describe()}); retry in {delay:.2f} s"
+            text = (
+                f"connect attempt {attempt} failed ({self.last_connection_error}); "
+                f"retry in {delay:.2f} s"
+            )
             log.info(text)
             self._emitter.error("connection", text, exception=info.error)
 
     def on_give_up(self, info: CloseInfo) -> None:
-        text = f"giving up reconnecting: {info.describe()}"
+        """The reconnect policy gave up: every subscription fails with the cause (their
+        ``wait_subscribed`` raises at once) and ``gave_up`` says so to the client."""
+        self.last_connection_error = describe_close(info)
+        text = f"giving up reconnecting: {self.last_connection_error}"
         log.error(text)
-        self._emitter.error("connection", text, exception=DydxConnectionError(text))
+        cause = DydxConnectionError(text)
+        self.give_up_error = cause
+        self.gave_up.set()
+        self._emitter.error("connection", text, exception=cause)
+        for topic in self._registry.topics():
+            self.fail_for_good(topic.key)
+
+    def fail_for_good(self, key: Key) -> None:
+        """Fail ``key`` because the client gave up reconnecting (cause: ``give_up_error``)."""
+        cause = self.give_up_error
+        if cause is None:
+            return
+        self._fail(key, str(cause))
+        entry = self._registry.get(key)
+        if entry is not None and entry.error is not None:
+            entry.error.__cause__ = cause
 
     def on_idle(self) -> None:
         self._dispatcher.flush()

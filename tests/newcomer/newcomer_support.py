@@ -8,8 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Iterator, List, Optional
-
+from typing import List, Optional
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,5 +36,3 @@ def run_script(
         env=script_env(),
         cwd=str(path.parent),
     )
-
-

@@ -66,4 +66,4 @@ def test_the_readme_logging_tip_prints_debug_records(tmp_path: Path, emu: Indexe
     )
     r = run_script(script, [emu.ws_url])
     assert r.returncode == 0, r.stderr
-    assert "DEBUG" in r.stderr and "dydx_ws" in r.stderr, r.stderr
+    assert f"dydx_ws.client:connecting to {emu.ws_url}" in r.stderr, r.stderr

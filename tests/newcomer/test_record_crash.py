@@ -6,7 +6,6 @@ mid-line replays up to the cut with a warning; a market the server refuses fails
 from __future__ import annotations
 
 import gzip
-import os
 import signal
 import subprocess
 import sys
@@ -24,8 +23,12 @@ DYDX_WS = [sys.executable, "-m", "dydx_ws.cli"]
 
 def _cli(args: list, timeout: float = 60.0) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*DYDX_WS, *args], capture_output=True, text=True, timeout=timeout,
-        env=script_env(), cwd=str(ROOT),
+        [*DYDX_WS, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=script_env(),
+        cwd=str(ROOT),
     )
 
 
@@ -35,9 +38,21 @@ def test_kill_9_during_record_keeps_all_but_the_last_second(
 ) -> None:
     out = tmp_path / name
     proc = subprocess.Popen(
-        [*DYDX_WS, "record", "--out", str(out), "orderbook", "BTC-USD", "ETH-USD",
-         "--network", emu.ws_url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=script_env(),
+        [
+            *DYDX_WS,
+            "record",
+            "--out",
+            str(out),
+            "orderbook",
+            "BTC-USD",
+            "ETH-USD",
+            "--network",
+            emu.ws_url,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=script_env(),
     )
     try:
         assert proc.stderr is not None
@@ -60,8 +75,19 @@ def test_kill_9_during_record_keeps_all_but_the_last_second(
 
 def test_a_file_cut_mid_line_replays_up_to_the_cut(tmp_path: Path, emu: IndexerEmulator) -> None:
     whole = tmp_path / "whole.jsonl"
-    r = _cli(["record", "--out", str(whole), "trades", "BTC-USD", "--network", emu.ws_url,
-              "--count", "3"])
+    r = _cli(
+        [
+            "record",
+            "--out",
+            str(whole),
+            "trades",
+            "BTC-USD",
+            "--network",
+            emu.ws_url,
+            "--count",
+            "3",
+        ]
+    )
     assert r.returncode == 0, r.stderr
     data = whole.read_bytes()
     assert data.endswith(b"\n")
@@ -81,8 +107,20 @@ def test_a_file_cut_mid_line_replays_up_to_the_cut(tmp_path: Path, emu: IndexerE
 def test_record_fails_on_a_refused_market(tmp_path: Path, emu: IndexerEmulator) -> None:
     for ids in (["FOO-USD"], ["BTC-USD", "FOO-USD"]):
         out = tmp_path / "refused.jsonl"
-        r = _cli(["record", "--out", str(out), "trades", *ids, "--network", emu.ws_url,
-                  "--duration", "20"], timeout=60)
+        r = _cli(
+            [
+                "record",
+                "--out",
+                str(out),
+                "trades",
+                *ids,
+                "--network",
+                emu.ws_url,
+                "--duration",
+                "20",
+            ],
+            timeout=60,
+        )
         assert r.returncode == 4, (r.stdout, r.stderr)
         assert "refused by the server" in r.stderr and "FOO-USD" in r.stderr
         assert "Traceback" not in r.stderr

@@ -27,7 +27,9 @@ STARTED = textwrap.dedent(
 )
 
 
-def test_a_script_that_never_stops_its_client_exits_at_its_end(tmp_path: Path, emu: IndexerEmulator) -> None:
+def test_a_script_that_never_stops_its_client_exits_at_its_end(
+    tmp_path: Path, emu: IndexerEmulator
+) -> None:
     script = write_script(tmp_path, STARTED + "print('end of script')\n")
     started = time.monotonic()
     r = run_script(script, [emu.ws_url], timeout=30)
@@ -37,7 +39,9 @@ def test_a_script_that_never_stops_its_client_exits_at_its_end(tmp_path: Path, e
     assert "Traceback" not in r.stderr
 
 
-def test_clients_still_running_at_exit_are_stopped_cleanly(tmp_path: Path, emu: IndexerEmulator) -> None:
+def test_clients_still_running_at_exit_are_stopped_cleanly(
+    tmp_path: Path, emu: IndexerEmulator
+) -> None:
     # An atexit function registered before dydx_ws is imported runs after the SDK's own.
     script = write_script(
         tmp_path,
@@ -57,7 +61,9 @@ def test_clients_still_running_at_exit_are_stopped_cleanly(tmp_path: Path, emu: 
     assert "at exit: stopped threads: []" in r.stdout, r.stdout
 
 
-def test_a_script_that_raises_exits_with_its_own_traceback(tmp_path: Path, emu: IndexerEmulator) -> None:
+def test_a_script_that_raises_exits_with_its_own_traceback(
+    tmp_path: Path, emu: IndexerEmulator
+) -> None:
     script = write_script(tmp_path, STARTED + "raise RuntimeError('user bug')\n")
     r = run_script(script, [emu.ws_url], timeout=30)
     assert r.returncode == 1
@@ -91,7 +97,9 @@ def test_ctrl_c_stops_a_script_at_once(tmp_path: Path, emu: IndexerEmulator) -> 
     assert "threading" not in err and "_shutdown" not in err, err
 
 
-def test_a_second_ctrl_c_prints_no_threading_traceback(tmp_path: Path, emu: IndexerEmulator) -> None:
+def test_a_second_ctrl_c_prints_no_threading_traceback(
+    tmp_path: Path, emu: IndexerEmulator
+) -> None:
     proc = _start_sleeping_script(tmp_path, emu)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)  # the second Ctrl-C of an impatient user, while the script exits
