@@ -32,6 +32,15 @@ from .dispatch import Dispatcher, OverflowPolicy
 from .errors import DydxWsError
 from .events import Counters, Emitter, EventHub
 from .local_state import LocalState
+from .messages import (
+    BlockHeightMessage,
+    CandlesMessage,
+    MarketsMessage,
+    OrderbookMessage,
+    ParentSubaccountMessage,
+    SubaccountMessage,
+    TradesMessage,
+)
 from .network import Network
 from .notebook import status_html, track
 from .orderbook import OrderBook
@@ -345,7 +354,7 @@ class DydxWebSocketClient:
     def subscribe_trades(
         self,
         ticker: str,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[TradesMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
         backfill: bool = False,
@@ -357,25 +366,30 @@ class DydxWebSocketClient:
         """
         ticker = validate_ticker(ticker)
         params = {"ticker": ticker, "backfill": bool(backfill)}
-        handle = self._subscribe("v4_trades", ticker, callback, batched, params)
+        handle = self._subscribe("v4_trades", ticker, _untyped(callback), batched, params)
         if backfill:
             with self._lock:
                 self._state.add_backfill(handle.key, ticker, self.rest)
         return handle
 
     def subscribe_orderbook(
-        self, ticker: str, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
+        self,
+        ticker: str,
+        callback: Optional[Callable[[OrderbookMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
     ) -> Subscription:
         """The order book of one market; ``message.book`` / ``order_book(ticker)`` is the local
         book after each frame."""
         ticker = validate_ticker(ticker)
-        return self._subscribe("v4_orderbook", ticker, callback, batched, {"ticker": ticker})
+        params = {"ticker": ticker}
+        return self._subscribe("v4_orderbook", ticker, _untyped(callback), batched, params)
 
     def subscribe_candles(
         self,
         ticker: str,
         resolution: Any,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[CandlesMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
     ) -> Subscription:
@@ -383,19 +397,23 @@ class DydxWebSocketClient:
         ticker = validate_ticker(ticker)
         res = validate_resolution(resolution)
         params = {"ticker": ticker, "resolution": res}
-        return self._subscribe("v4_candles", f"{ticker}/{res}", callback, batched, params)
+        wire_id = f"{ticker}/{res}"
+        return self._subscribe("v4_candles", wire_id, _untyped(callback), batched, params)
 
     def subscribe_markets(
-        self, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
+        self,
+        callback: Optional[Callable[[MarketsMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
     ) -> Subscription:
         """Every perpetual market (snapshot, trading diffs, oracle prices): ``client.markets``."""
-        return self._subscribe("v4_markets", None, callback, batched, {})
+        return self._subscribe("v4_markets", None, _untyped(callback), batched, {})
 
     def subscribe_subaccount(
         self,
         address: str,
         subaccount_number: int = 0,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[SubaccountMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
     ) -> Subscription:
@@ -403,13 +421,14 @@ class DydxWebSocketClient:
         address = validate_address(address)
         number = validate_subaccount_number(subaccount_number, parent=False)
         params = {"address": address, "subaccount_number": number}
-        return self._subscribe("v4_subaccounts", f"{address}/{number}", callback, batched, params)
+        wire_id = f"{address}/{number}"
+        return self._subscribe("v4_subaccounts", wire_id, _untyped(callback), batched, params)
 
     def subscribe_parent_subaccount(
         self,
         address: str,
         parent_subaccount_number: int = 0,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[ParentSubaccountMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
     ) -> Subscription:
@@ -418,13 +437,17 @@ class DydxWebSocketClient:
         number = validate_subaccount_number(parent_subaccount_number, parent=True)
         params = {"address": address, "subaccount_number": number}
         wire_id = f"{address}/{number}"
-        return self._subscribe("v4_parent_subaccounts", wire_id, callback, batched, params)
+        channel = "v4_parent_subaccounts"
+        return self._subscribe(channel, wire_id, _untyped(callback), batched, params)
 
     def subscribe_block_height(
-        self, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
+        self,
+        callback: Optional[Callable[[BlockHeightMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
     ) -> Subscription:
         """Every new block's height and time."""
-        return self._subscribe("v4_block_height", None, callback, batched, {})
+        return self._subscribe("v4_block_height", None, _untyped(callback), batched, {})
 
     def subscriptions(self) -> List[Subscription]:
         """Every live subscription handle."""
@@ -556,6 +579,12 @@ class DydxWebSocketClient:
                 self._router.frame_taps = tuple(t for t in self._router.frame_taps if t is not tap)
 
         return remove
+
+
+def _untyped(callback: Optional[Callable[[Any], Any]]) -> Optional[Callback]:
+    """A channel's typed callback as the registry stores it: the router only hands it messages
+    of that channel, so its parameter type holds (the annotation is for the user's type checker)."""
+    return callback
 
 
 def _tls_options(
