@@ -81,8 +81,8 @@ class DydxWebSocketClient:
     Callbacks receive one typed message per wire frame, in wire order per subscription, on a
     worker thread. Arguments:
 
-    - ``network`` / ``url``: where to connect (``Network.MAINNET`` by default; ``url`` alone makes
-      a custom network).
+    - ``network`` / ``url``: where to connect (``Network.MAINNET`` by default, or a name:
+      ``"mainnet"``, ``"testnet"``, ``"local"``; ``url`` alone makes a custom network).
     - ``workers``: callback threads (subscriptions are spread over them; one subscription always
       runs on the same worker). ``queue_size``: pending messages per worker before ``overflow``
       applies (``"block"``: wait up to ``block_timeout`` then drop; ``"drop_oldest"``;
@@ -106,7 +106,7 @@ class DydxWebSocketClient:
 
     def __init__(
         self,
-        network: Optional[Network] = None,
+        network: Union[Network, str, None] = None,
         *,
         url: Optional[str] = None,
         workers: int = 4,
@@ -128,6 +128,8 @@ class DydxWebSocketClient:
         confirm_delay: float = 1.0,
         cpu_affinity: Union[str, CpuSpec, None] = None,
     ) -> None:
+        if isinstance(network, str):
+            network = Network.from_name(network)  # "mainnet", "testnet", "local" or a ws(s) URL
         if url is not None:
             network = Network.custom(url, network.rest_url if network else "")
         self.network: Network = network or Network.MAINNET
