@@ -1,7 +1,7 @@
 """Decode cost of ``decode_message`` relative to ``json.loads`` and to dataclasses-json.
 
-Run: ``.venv/bin/python bench/decode.py`` (add ``--quick`` for a short run). For three
-real-shaped frames (compact JSON, as the server sends them) it prints µs per frame for ``json.loads``,
+Run: ``python bench/decode.py`` (add ``--quick`` for a short run). For three real-shaped frames
+(compact JSON, as the server sends them) it prints µs per frame for ``json.loads``,
 ``decode_message`` (json.loads + generated decoders + envelope) and the same frame decoded the
 plain dataclasses-json way (``from_dict`` for the message and every model in it,
 ``dydx_ws.decode.reference_decode``), with the ratios measured side by side in one run.

@@ -1,7 +1,7 @@
 """End-to-end receive throughput: a bare ``WebSocketApp`` vs ``DydxWebSocketClient``.
 
-Run: ``.venv/bin/python bench/throughput.py`` (``--quick`` for a short run). A flood server in a
-separate process (a minimal RFC 6455 server that writes pre-encoded frames with one ``sendall``, so it is
+Run: ``python bench/throughput.py`` (``--quick`` for a short run). A flood server in a separate
+process (a minimal RFC 6455 server that writes pre-encoded frames with one ``sendall``, so it is
 never the bottleneck and never competes for this process's GIL) answers a subscribe with a
 ``subscribed`` frame and N ``channel_data`` frames. Side by side, in one run, it measures messages
 per second seen by a user callback for:
