@@ -616,6 +616,7 @@ def record(
     connect_timeout: float = 10.0,
     sslopt: Optional[Dict[str, Any]] = None,
     on_frame: Optional[Callable[[RecordedFrame], None]] = None,
+    on_progress: Optional[Callable[[str], None]] = None,
 ) -> int:
     """Record a live feed: connect to ``url``, subscribe to ``topics`` (``(channel, id)`` as on
     the wire; ``id`` None for markets and block height) and store every frame until ``duration``
@@ -626,7 +627,8 @@ def record(
     before decoding, so they are stored exactly as the server sent them; the client's reconnect
     loop keeps the recording going across disconnects (a reconnect shows up in the file as a new
     ``connected`` frame followed by fresh ``subscribed`` snapshots, which a replay applies as the
-    live client did). ``on_frame(frame)`` is called on the client's I/O thread after each write.
+    live client did). ``on_frame(frame)`` is called on the client's I/O thread after each write;
+    ``on_progress(text)`` hears about the connection attempts (see :func:`connect_or_raise`).
     Raises :class:`~dydx_ws.DydxConnectionError` (naming the last connection error) if no
     connection is made within ``connect_timeout`` seconds (an output file made here is then
     removed), and :class:`~dydx_ws.SubscriptionError` with the server's text as soon as the
@@ -645,7 +647,7 @@ def record(
     connected = False
     try:
         subs = [subscribe_key(client, channel, sid, None) for channel, sid in topics]
-        connected = connect_or_raise(client, connect_timeout)
+        connected = connect_or_raise(client, connect_timeout, on_progress)
         deadline = None if duration is None else time.monotonic() + duration
         wait_until(tap.done, deadline, stop, tick=recorder.flush_if_due)
         for sub in subs:  # a refusal that raced the end of the recording
@@ -708,28 +710,39 @@ class _RecordingTap:
                 self.done.set()
 
 
-def connect_or_raise(client: DydxWebSocketClient, timeout: float) -> bool:
+def connect_or_raise(
+    client: DydxWebSocketClient,
+    timeout: float,
+    on_progress: Optional[Callable[[str], None]] = None,
+) -> bool:
     """Start ``client`` and wait up to ``timeout`` seconds for its connection; True once
     connected, else :class:`~dydx_ws.DydxConnectionError` naming the URL and the last
-    connection error the client reported."""
-    errors: List[str] = []
+    connection error the client reported (one line: an HTTP error page is not quoted).
+    ``on_progress(text)`` hears what happens meanwhile: "connecting to ..." when the first
+    second passes without a connection, and every failed attempt with its reason."""
+    url = client.network.ws_url
+    reported = threading.Event()
 
     def on_error(event: ErrorEvent) -> None:
-        if event.kind == "connection":
-            exc = event.exception
-            errors.append(f"{type(exc).__name__}: {exc}" if exc is not None else event.message)
+        if event.kind == "connection" and on_progress is not None:
+            reported.set()
+            on_progress(f"connecting to {url}: {event.message}")
 
     remove = client.on("error", on_error)
+    deadline = time.monotonic() + timeout
     try:
         client.start()
-        if client.wait_connected(timeout):
+        if client.wait_connected(min(1.0, timeout)):
+            return True
+        if on_progress is not None and client.state == "connecting" and not reported.is_set():
+            on_progress(f"connecting to {url} ...")
+        if client.wait_connected(max(0.0, deadline - time.monotonic())):
             return True
     finally:
         remove()
-    last = f" ({errors[-1]})" if errors else ""
-    raise DydxConnectionError(
-        f"cannot connect to {client.network.ws_url} within {timeout:g} s{last}"
-    )
+    last = client.stats()["last_connection_error"]
+    reason = f" ({last})" if last else ""
+    raise DydxConnectionError(f"cannot connect to {url} within {timeout:g} s{reason}")
 
 
 def wait_until(

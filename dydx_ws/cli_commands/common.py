@@ -273,7 +273,7 @@ def connect(client: DydxWebSocketClient, timeout: float) -> None:
     """Start ``client`` and wait for its connection, or raise ``CliError`` (exit 3) naming the
     URL and the last connection error."""
     try:
-        connect_or_raise(client, timeout)
+        connect_or_raise(client, timeout, on_progress=_err)
     except DydxConnectionError as exc:
         raise CliError(str(exc), EXIT_UNREACHABLE) from None
 

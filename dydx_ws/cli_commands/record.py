@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
             count=args.count,
             connect_timeout=args.connect_timeout,
             on_frame=progress,
+            on_progress=out.error,
         )
     except OSError as exc:
         raise common.CliError(f"cannot write {args.out}: {exc}", common.EXIT_USAGE) from None
