@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
     with common.live_client(args, keys, on_book) as client:
         book = client.order_book(ticker)
         if rich:
-            views.show_live(lambda: views.book_table(book, args.depth), done, args.duration)
+            def table() -> object:  # as deep as asked, as long as it fits the terminal
+                depth = views.fit_depth(args.depth, views.terminal_lines())
+                return views.book_table(book, depth)
+
+            views.show_live(table, done, args.duration)
         elif per_update:
             common.run_until(done, args.duration)
         else:
