@@ -11,17 +11,17 @@ from typing import Iterator, Tuple
 import pytest
 
 pytest.importorskip("rich")
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from dydx_ws import DydxWebSocketClient  # noqa: E402
-from dydx_ws.cli_commands import demo, views  # noqa: E402
-from dydx_ws.emulator import IndexerEmulator  # noqa: E402
+from dydx_ws import DydxWebSocketClient
+from dydx_ws.cli_commands import demo, views
+from dydx_ws.emulator import IndexerEmulator
 
 MARKETS = ["BTC-USD", "ETH-USD"]
 
 
 @pytest.fixture(scope="module")
-def live() -> Iterator[Tuple[DydxWebSocketClient, "demo._View"]]:
+def live() -> Iterator[Tuple[DydxWebSocketClient, demo._View]]:
     with IndexerEmulator(markets=MARKETS, seed=1, block_time=0.1) as emu:
         with DydxWebSocketClient(network=emu.network, workers=2, check_interval=None) as client:
             state = demo._State()
