@@ -165,12 +165,8 @@ class Router:
     def fail_for_good(self, key: Key) -> None:
         """Fail ``key`` because the client gave up reconnecting (cause: ``give_up_error``)."""
         cause = self.give_up_error
-        if cause is None:
-            return
-        self._fail(key, str(cause))
-        entry = self._registry.get(key)
-        if entry is not None and entry.error is not None:
-            entry.error.__cause__ = cause
+        if cause is not None:
+            self._fail(key, str(cause), cause)
 
     def on_idle(self) -> None:
         self._dispatcher.flush()
@@ -266,8 +262,8 @@ class Router:
                 return
         self._fail(key, text)
 
-    def _fail(self, key: Key, text: str) -> None:
-        if self._registry.fail(key, text) is None:
+    def _fail(self, key: Key, text: str, cause: Optional[BaseException] = None) -> None:
+        if self._registry.fail(key, text, cause) is None:
             return
         with self._lock:
             self._restoring.discard(key)

@@ -301,12 +301,15 @@ class SubscriptionRegistry:
                 entry.delivered = True
                 entry.changed.notify_all()
 
-    def fail(self, key: Key, text: str) -> Optional[Topic]:
+    def fail(
+        self, key: Key, text: str, cause: Optional[BaseException] = None
+    ) -> Optional[Topic]:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
                 return None
             entry.error = SubscriptionError(text, channel=key[0], id=key[1])
+            entry.error.__cause__ = cause  # set before any waiter can see the error
             self._set(entry, SubscriptionState.FAILED)
             return entry.topic
 
