@@ -13,9 +13,10 @@ and :func:`record`, which records a live feed through a client's raw-frame tap
 (:meth:`~dydx_ws.DydxWebSocketClient.add_frame_tap`): frames are stored before decoding, exactly
 as the server sent them, and the client's reconnect loop keeps a recording going across
 disconnects. The format is versioned by the header's ``dydx_ws_recording`` number (1); readers
-accept files without a header. A recorder flushes at least every ``flush_interval`` second (a
-gzip sync flush for ``.gz``), so a crash (even ``kill -9``) loses at most that much; a file cut
-mid-line or mid-stream by a crash replays up to the cut, with a warning.
+accept files without a header. A recorder flushes every ``flush_interval`` seconds (0.5; a gzip
+sync flush for ``.gz``) while frames arrive, and :func:`record` also on a timer, so a crash (even
+``kill -9``) loses well under a second; a file cut mid-line or mid-stream by a crash replays up
+to the cut, with a warning.
 
 Replaying: :class:`ReplaySource` reads a recording (or any iterable of :class:`RecordedFrame`),
 and :meth:`ReplaySource.play` / :func:`replay` feed every frame to a
@@ -132,7 +133,7 @@ class Recorder:
         url: Optional[str] = None,
         subscriptions: Sequence[Key] = (),
         header: bool = True,
-        flush_interval: float = 1.0,
+        flush_interval: float = 0.5,
     ) -> None:
         self.path = str(path)
         self._file: Optional[IO[str]] = open_recording(path, "wt")

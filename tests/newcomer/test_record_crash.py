@@ -70,7 +70,7 @@ def test_kill_9_during_record_keeps_all_but_the_last_second(
     assert len(frames) > 10
     channels = {f.data.split('"id":"')[1][:7] for f in frames if '"id":"' in f.data}
     assert {"BTC-USD", "ETH-USD"} <= channels
-    assert killed_at - frames[-1].received_at < 2.0  # flushed at least every second
+    assert killed_at - frames[-1].received_at < 1.5  # flushed every 0.5 s (measured: ~0.5 s)
 
 
 def test_a_file_cut_mid_line_replays_up_to_the_cut(tmp_path: Path, emu: IndexerEmulator) -> None:
