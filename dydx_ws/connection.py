@@ -296,6 +296,7 @@ class Connection:
         self._last_pong = 0.0
         self._ping_sent = 0.0
         self.connected = threading.Event()
+        self._handshaking = False
         self.frames_received = 0
         self.bytes_received = 0
 
@@ -309,14 +310,22 @@ class Connection:
     def stop(self, timeout: float) -> bool:
         """Close the socket (code 1000) and join the I/O thread; True if it has exited."""
         self._stop.set()
-        if not self.connected.is_set():
-            self._abort_socket()  # a handshake in progress would otherwise block until its timeout
         self._wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            deadline = time.monotonic() + timeout
+            while True:
+                if self._handshaking:
+                    # A handshake in progress would otherwise block until its timeout; its socket
+                    # may appear only once the TCP connect returns, so abort again until it ends.
+                    self._abort_socket()
+                thread.join(max(0.0, min(0.05, deadline - time.monotonic())))
+                if not thread.is_alive() or time.monotonic() >= deadline:
+                    break
             alive = thread.is_alive()
         else:
+            if self._handshaking:
+                self._abort_socket()
             alive = False
         if not alive:
             self._close_wake_pipe()
@@ -399,6 +408,7 @@ class Connection:
         )
         self._app = app
         proxy = self._opt.proxy
+        self._handshaking = True  # stop() aborts the socket until the handshake is over
         try:
             app.run_forever(
                 dispatcher=handoff,
@@ -410,6 +420,8 @@ class Connection:
             )
         except Exception as exc:
             self._close.setdefault("error", exc)
+        finally:
+            self._handshaking = False
         if handoff.read_callback is None or app.sock is None or app.sock.sock is None:
             self._app = None
             return self._info(was_open=False, opened_at=None)
