@@ -4,7 +4,7 @@ The frame is the real 41-update ``channel_batch_data`` capture (tests/fixtures);
 from a 100-levels-per-side snapshot around the same prices. Figures are per frame, the best of
 several repeats (least disturbed by other processes on a shared machine).
 
-Run: ``python bench/book.py [--repeat 7] [--number 2000]``.
+Run: ``.venv/bin/python bench/book.py [--repeat 7] [--number 2000]``.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ thread does, so the ratio vs direct is the realistic one), and "io5%", a handler
 1 ms on 5% of the items, spread over all keys (blocking I/O such as a database write).
 "overhead" is the hand-off cost per item: 1/rate - 1/direct-rate.
 
-    /work/venv/bin/python bench/dispatch.py [--items 200000] [--io-items 200000] [--repeat 1]
+    .venv/bin/python bench/dispatch.py [--items 200000] [--io-items 200000] [--repeat 1]
 """
 from __future__ import annotations
 

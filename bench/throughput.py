@@ -235,14 +235,14 @@ def configs() -> List[Tuple[str, Optional[Config]]]:
     default = json_backend.BACKEND
     out: List[Tuple[str, Optional[Config]]] = [
         ("(a) bare WebSocketApp", None),
-        (f"(b) SDK defaults [{default}]", (json_backend.loads, "auto")),
+        (f"(b) SDK, cpu_affinity='auto' [{default}]", (json_backend.loads, "auto")),
     ]
     if default == "orjson":
         out.append(("(b) json instead", (json_backend.stdlib_loads, "auto")))
     else:
         print("orjson is not installed (pip install -e '.[fast]'): the SDK uses json")
     if AutoAffinity.create(lambda: []) is not None:
-        out.append(("(b) cpu_affinity=None", (json_backend.loads, None)))
+        out.append(("(b) cpu_affinity=None (default)", (json_backend.loads, None)))
     return out
 
 

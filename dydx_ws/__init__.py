@@ -5,8 +5,6 @@ decodes every frame into typed dataclasses and hands them, in order per subscrip
 worker pool that runs your callbacks. See README.md for the architecture and guarantees.
 """
 
-import logging
-
 from .client import DydxWebSocketClient
 from .decode import decode_message
 from .dispatch import OverflowPolicy
@@ -33,7 +31,9 @@ from .reconnect import ReconnectPolicy
 from .rest import IndexerRestClient
 from .subscriptions import Subscription, SubscriptionState
 
-logging.getLogger("dydx_ws").addHandler(logging.NullHandler())
+# No NullHandler on "dydx_ws": when the application configured no logging, Python's handler of
+# last resort prints this package's warnings and errors (an unhandled callback error among them)
+# on stderr, so they are never silent; any logging configuration of the application takes over.
 
 __version__ = "0.1.0"
 

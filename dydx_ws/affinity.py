@@ -6,14 +6,14 @@ on another core. Keeping them on one core spares that traffic: on 1.6 KB frames
 ``bench/throughput.py`` measured ~28% less time per message (median of 10 alternating runs:
 38.2 µs spread over two cores, 27.7 µs on one; 25.9 µs with everything on one thread).
 
-- ``"auto"`` (the default): :class:`AutoAffinity` pins the SDK's threads to the CPU the I/O thread
+- ``None`` (the default): scheduling is left to the operating system.
+- ``"auto"`` (opt-in): :class:`AutoAffinity` pins the SDK's threads to the CPU the I/O thread
   is running on once connected, and lets go as soon as that CPU is busy with other work (another
   process, a GIL-free C extension, the user's own threads): pinned threads cannot move to an idle
   core, so contention must not keep them there. Released threads are pinned again, where the I/O
   thread then runs, after a cool-down that doubles on each release (10 s up to 5 min). Without
   ``os.sched_setaffinity``, ``/proc`` or a second CPU it does nothing.
 - a CPU number or numbers: pinned there, always (``pin_threads``).
-- ``None``: scheduling is left to the operating system.
 """
 
 from __future__ import annotations

@@ -39,6 +39,15 @@ from .dispatch import Dispatcher, OverflowPolicy
 from .errors import DydxWsError
 from .events import Counters, Emitter, EventHub
 from .local_state import LocalState
+from .messages import (
+    BlockHeightMessage,
+    CandlesMessage,
+    MarketsMessage,
+    OrderbookMessage,
+    ParentSubaccountMessage,
+    SubaccountMessage,
+    TradesMessage,
+)
 from .network import Network
 from .notebook import status_html, track
 from .orderbook import OrderBook
@@ -47,6 +56,7 @@ from .rest import IndexerRestClient
 from .resync import DriftRepair, ResyncEvent
 from .route_limits import DEFAULT_ROUTE_LIMITS, RouteLimiter
 from .router import Router
+from .shutdown import forget, remember
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
 from .validation import (
@@ -61,6 +71,12 @@ __all__ = ["DydxWebSocketClient"]
 
 log = logging.getLogger("dydx_ws.client")
 
+_NOT_STARTED = (
+    "this client was never started: call client.start() (or use "
+    "'with DydxWebSocketClient(...) as client:') before waiting for it"
+)
+_WAIT_SLICE = 0.1  # seconds: how often a wait looks whether the client stopped or gave up
+
 # An idle worker is woken once this many messages wait for it, or when the I/O thread runs out
 # of buffered input (Connection calls on_idle before blocking): one wake-up per burst, not per
 # frame (a wake-up per frame costs a thread switch and halved throughput in measurements).
@@ -74,8 +90,8 @@ class DydxWebSocketClient:
     Callbacks receive one typed message per wire frame, in wire order per subscription, on a
     worker thread. Arguments:
 
-    - ``network`` / ``url``: where to connect (``Network.MAINNET`` by default; ``url`` alone makes
-      a custom network).
+    - ``network`` / ``url``: where to connect (``Network.MAINNET`` by default, or a name:
+      ``"mainnet"``, ``"testnet"``, ``"local"``; ``url`` alone makes a custom network).
     - ``workers``: callback threads (subscriptions are spread over them; one subscription always
       runs on the same worker). ``queue_size``: pending messages per worker before ``overflow``
       applies (``"block"``: wait up to ``block_timeout`` then drop; ``"drop_oldest"``;
@@ -104,14 +120,14 @@ class DydxWebSocketClient:
       which the SDK uses half; ``None``: off).
     - ``cpu_affinity``: where the SDK's own threads run (Linux). They share the GIL anyway, and
       one core spares the cache traffic of handing every message to another core (~28% less
-      time per 1.6 KB message). ``"auto"`` (default): on the I/O thread's CPU once connected,
-      released while that CPU is busy with other work; a CPU number or numbers: pinned there;
-      ``None``: left to the operating system (:mod:`dydx_ws.affinity`).
+      time per 1.6 KB message). ``None`` (default): left to the operating system; ``"auto"``
+      (opt-in): on the I/O thread's CPU once connected, released while that CPU is busy with
+      other work; a CPU number or numbers: pinned there (:mod:`dydx_ws.affinity`).
     """
 
     def __init__(
         self,
-        network: Optional[Network] = None,
+        network: Union[Network, str, None] = None,
         *,
         url: Optional[str] = None,
         workers: int = 4,
@@ -133,10 +149,12 @@ class DydxWebSocketClient:
         rest: Optional[IndexerRestClient] = None,
         check_interval: Optional[float] = 60.0,
         confirm_delay: float = 1.0,
-        cpu_affinity: Union[str, CpuSpec, None] = "auto",
+        cpu_affinity: Union[str, CpuSpec, None] = None,
         idle_limits: Optional[Mapping[str, Any]] = DEFAULT_IDLE_LIMITS,
         rest_route_limits: Optional[Mapping[str, Tuple[int, float]]] = DEFAULT_ROUTE_LIMITS,
     ) -> None:
+        if isinstance(network, str):
+            network = Network.from_name(network)  # "mainnet", "testnet", "local" or a ws(s) URL
         if url is not None:
             network = Network.custom(url, network.rest_url if network else "")
         self.network: Network = network or Network.MAINNET
@@ -191,6 +209,7 @@ class DydxWebSocketClient:
         )
         self._state = LocalState(uncross)
         self._registry = SubscriptionRegistry(self._on_last_release, self._lock)
+        self._registry.not_started = lambda: None if self._started else _NOT_STARTED
         self._events = EventHub()
         # Events run on a worker; the emitter reaches the dispatcher once it exists.
         self._emitter = Emitter(self._events, lambda key, fn: self._dispatcher.call_soon(key, fn))
@@ -262,11 +281,15 @@ class DydxWebSocketClient:
             if self._started:
                 return self
             self._started = True
+        remember(self)  # stopped at interpreter exit if the script never calls stop()
         self._dispatcher.start()
         if connect:
-            self._connection.start()
+            log.info("connecting to %s", self.network.ws_url)
+            # Every SDK thread runs before the I/O thread does: cpu_affinity="auto" pins the
+            # threads alive at its first tick, on the I/O thread.
             if self._drift is not None:
                 self._drift.start()
+            self._connection.start()
         if self._cpus is not None:
             pin_threads(self._cpus, self._sdk_threads())
         return self
@@ -276,8 +299,20 @@ class DydxWebSocketClient:
         return [*self._dispatcher.threads(), self._connection.thread, drift]
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
-        """True once connected (False on timeout)."""
-        return self._connection.connected.wait(timeout)
+        """True once connected; False on timeout, and at once when the client is stopped or
+        gave up reconnecting (``state == "failed"``). Raises :class:`DydxWsError` if the
+        client was never started (call ``start()`` or use ``with``)."""
+        if not self._started:
+            raise DydxWsError(_NOT_STARTED)
+        connected = self._connection.connected
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (self._stopping or self._router.gave_up.is_set()):
+            remaining = _WAIT_SLICE if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            if connected.wait(min(remaining, _WAIT_SLICE)):
+                return True
+        return connected.is_set()
 
     @property
     def connected(self) -> bool:
@@ -285,12 +320,15 @@ class DydxWebSocketClient:
 
     @property
     def state(self) -> str:
-        """``"not started"``, ``"connecting"`` (also while reconnecting), ``"connected"`` or
-        ``"stopped"``."""
+        """``"not started"``, ``"connecting"`` (also while reconnecting), ``"connected"``,
+        ``"failed"`` (the reconnect policy gave up: every subscription failed with the cause;
+        ``stop()`` it and make a new client) or ``"stopped"``."""
         if self._stopping:
             return "stopped"
         if not self._started:
             return "not started"
+        if self._router.gave_up.is_set():
+            return "failed"
         return "connected" if self.connected else "connecting"
 
     def drain(self, timeout: float = 30.0) -> bool:
@@ -332,6 +370,7 @@ class DydxWebSocketClient:
             self.rest.close()
         workers_done = self._dispatcher.stop(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
+        forget(self)
         if not io_done:
             log.warning("the I/O thread did not exit within %.1f s", timeout)
         return io_done and drift_done and workers_done
@@ -367,7 +406,7 @@ class DydxWebSocketClient:
     def subscribe_trades(
         self,
         ticker: str,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[TradesMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
         backfill: bool = False,
@@ -379,25 +418,30 @@ class DydxWebSocketClient:
         """
         ticker = validate_ticker(ticker)
         params = {"ticker": ticker, "backfill": bool(backfill)}
-        handle = self._subscribe("v4_trades", ticker, callback, batched, params)
+        handle = self._subscribe("v4_trades", ticker, _untyped(callback), batched, params)
         if backfill:
             with self._lock:
                 self._state.add_backfill(handle.key, ticker, self._background_rest)
         return handle
 
     def subscribe_orderbook(
-        self, ticker: str, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
+        self,
+        ticker: str,
+        callback: Optional[Callable[[OrderbookMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
     ) -> Subscription:
         """The order book of one market; ``message.book`` / ``order_book(ticker)`` is the local
         book after each frame."""
         ticker = validate_ticker(ticker)
-        return self._subscribe("v4_orderbook", ticker, callback, batched, {"ticker": ticker})
+        params = {"ticker": ticker}
+        return self._subscribe("v4_orderbook", ticker, _untyped(callback), batched, params)
 
     def subscribe_candles(
         self,
         ticker: str,
         resolution: Any,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[CandlesMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
     ) -> Subscription:
@@ -405,19 +449,23 @@ class DydxWebSocketClient:
         ticker = validate_ticker(ticker)
         res = validate_resolution(resolution)
         params = {"ticker": ticker, "resolution": res}
-        return self._subscribe("v4_candles", f"{ticker}/{res}", callback, batched, params)
+        wire_id = f"{ticker}/{res}"
+        return self._subscribe("v4_candles", wire_id, _untyped(callback), batched, params)
 
     def subscribe_markets(
-        self, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
+        self,
+        callback: Optional[Callable[[MarketsMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
     ) -> Subscription:
         """Every perpetual market (snapshot, trading diffs, oracle prices): ``client.markets``."""
-        return self._subscribe("v4_markets", None, callback, batched, {})
+        return self._subscribe("v4_markets", None, _untyped(callback), batched, {})
 
     def subscribe_subaccount(
         self,
         address: str,
         subaccount_number: int = 0,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[SubaccountMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
     ) -> Subscription:
@@ -425,13 +473,14 @@ class DydxWebSocketClient:
         address = validate_address(address)
         number = validate_subaccount_number(subaccount_number, parent=False)
         params = {"address": address, "subaccount_number": number}
-        return self._subscribe("v4_subaccounts", f"{address}/{number}", callback, batched, params)
+        wire_id = f"{address}/{number}"
+        return self._subscribe("v4_subaccounts", wire_id, _untyped(callback), batched, params)
 
     def subscribe_parent_subaccount(
         self,
         address: str,
         parent_subaccount_number: int = 0,
-        callback: Optional[Callback] = None,
+        callback: Optional[Callable[[ParentSubaccountMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
     ) -> Subscription:
@@ -440,13 +489,17 @@ class DydxWebSocketClient:
         number = validate_subaccount_number(parent_subaccount_number, parent=True)
         params = {"address": address, "subaccount_number": number}
         wire_id = f"{address}/{number}"
-        return self._subscribe("v4_parent_subaccounts", wire_id, callback, batched, params)
+        channel = "v4_parent_subaccounts"
+        return self._subscribe(channel, wire_id, _untyped(callback), batched, params)
 
     def subscribe_block_height(
-        self, callback: Optional[Callback] = None, *, batched: Optional[bool] = None
+        self,
+        callback: Optional[Callable[[BlockHeightMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
     ) -> Subscription:
         """Every new block's height and time."""
-        return self._subscribe("v4_block_height", None, callback, batched, {})
+        return self._subscribe("v4_block_height", None, _untyped(callback), batched, {})
 
     def subscriptions(self) -> List[Subscription]:
         """Every live subscription handle."""
@@ -471,6 +524,8 @@ class DydxWebSocketClient:
                 self._state.create(topic)
                 if self._router.ready:
                     self._router.send_subscribe(topic)
+                elif self._router.gave_up.is_set():
+                    self._router.fail_for_good(topic.key)  # no connection will come
         return handle
 
     def _on_last_release(self, topic: Topic) -> None:
@@ -541,6 +596,8 @@ class DydxWebSocketClient:
         return {
             **self._counters,
             "connected": self.connected,
+            "state": self.state,
+            "last_connection_error": self._router.last_connection_error,
             "connection_id": self._router.connection_id,
             "url": self.network.ws_url,
             "bytes": self._connection.bytes_received,
@@ -587,6 +644,12 @@ class DydxWebSocketClient:
                 self._router.frame_taps = tuple(t for t in self._router.frame_taps if t is not tap)
 
         return remove
+
+
+def _untyped(callback: Optional[Callable[[Any], Any]]) -> Optional[Callback]:
+    """A channel's typed callback as the registry stores it: the router only hands it messages
+    of that channel, so its parameter type holds (the annotation is for the user's type checker)."""
+    return callback
 
 
 def _tls_options(

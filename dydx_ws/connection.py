@@ -393,7 +393,7 @@ class Connection:
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._thread = threading.Thread(target=self._run, name=self._opt.thread_name, daemon=False)
+        self._thread = threading.Thread(target=self._run, name=self._opt.thread_name, daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float) -> bool:

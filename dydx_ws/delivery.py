@@ -3,12 +3,18 @@
 Runs on the subscription's worker thread (``Dispatcher`` handler), so one subscription's messages
 are applied and delivered in wire order. A state or callback error is isolated: counted, logged
 and reported as an ``error`` event; the next message is delivered as usual.
+
+A callback error nobody handles must not be silent: without an ``on("error")`` listener its
+traceback is logged at ERROR on ``dydx_ws.client`` (shown on stderr by Python's handler of last
+resort when the application configured no logging), at most once per ``TRACEBACK_INTERVAL`` per
+subscription with a count of the ones left out; with a listener it is logged at DEBUG only.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Callable, Hashable, List
+import time
+from typing import Callable, Dict, Hashable, List, Tuple
 
 from .events import Counters, Emitter
 from .local_state import Key, LocalState
@@ -19,6 +25,8 @@ from .throttle import Throttle
 __all__ = ["Delivery", "label"]
 
 log = logging.getLogger("dydx_ws.client")
+
+TRACEBACK_INTERVAL = 10.0  # seconds between two logged tracebacks of one subscription
 
 
 def label(key: Key) -> str:
@@ -39,6 +47,9 @@ class Delivery:
         self._emitter = emitter
         self._counters = counters
         self._uncross_reports = Throttle(1.0)  # per book: a crossed stream can cross every frame
+        # key -> (monotonic time of the last logged traceback, errors left out since); one
+        # subscription runs on one worker, so each entry has a single writer.
+        self._logged: Dict[Key, Tuple[float, int]] = {}
 
     def __call__(self, key: Hashable, item: object) -> None:
         msg: Message = item  # type: ignore[assignment]
@@ -94,8 +105,8 @@ class Delivery:
                 callback(msg)
             except Exception as exc:
                 self._counters.add("callback_errors")
-                log.exception("callback for %s raised", label(key))
                 name = getattr(callback, "__name__", callback)
+                self._log_callback_error(key, name, exc)
                 self._emitter.error(
                     "callback",
                     f"callback {name!r} raised {exc!r}",
@@ -103,3 +114,25 @@ class Delivery:
                     id=key[1],
                     exception=exc,
                 )
+
+    def _log_callback_error(self, key: Key, name: object, exc: Exception) -> None:
+        """Loud (rate-limited ERROR with traceback) unless an ``error`` listener handles it."""
+        if self._emitter.has("error"):
+            log.debug("callback %r for %s raised", name, label(key), exc_info=exc)
+            return
+        now = time.monotonic()
+        last, left_out = self._logged.get(key, (-TRACEBACK_INTERVAL, 0))
+        if now - last < TRACEBACK_INTERVAL:
+            self._logged[key] = (last, left_out + 1)
+            return
+        self._logged[key] = (now, 0)
+        more = f" ({left_out} more error(s) since the last traceback)" if left_out else ""
+        log.error(
+            "callback %r for %s raised%s; handle callback errors with client.on('error', ...) "
+            "(unhandled, a traceback is logged at most every %g s per subscription)",
+            name,
+            label(key),
+            more,
+            TRACEBACK_INTERVAL,
+            exc_info=exc,
+        )

@@ -28,8 +28,8 @@ Architecture::
   exit; pending items are discarded and counted (``discarded``, not ``on_drop``). It may be
   called from a worker (it never joins itself). A handler that blocks forever cannot be killed
   in Python: its thread is reported as leaked (``stop`` returns False and logs a warning naming
-  the thread and key); as a non-daemon thread it also keeps the interpreter from exiting until
-  the handler returns.
+  the thread and key); it is a daemon thread, so it does not keep the interpreter from exiting
+  (:mod:`dydx_ws.shutdown` stops running clients at exit).
 """
 from __future__ import annotations
 
@@ -200,7 +200,7 @@ class Dispatcher:
                 return self
             self._started = True
             for w in self._workers:
-                w.thread = threading.Thread(target=self._run, args=(w,), name=w.name, daemon=False)
+                w.thread = threading.Thread(target=self._run, args=(w,), name=w.name, daemon=True)
                 w.thread.start()
         return self
 

@@ -147,6 +147,10 @@ class Emitter:
         """Events waiting for their callbacks."""
         return self._pending
 
+    def has(self, name: str) -> bool:
+        """Whether ``on(name, ...)`` has a listener (e.g. someone handles ``"error"`` events)."""
+        return self._hub.has(name)
+
     def emit(self, name: str, event: Any) -> None:
         if not self._hub.has(name):
             return

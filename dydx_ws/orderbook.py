@@ -165,8 +165,9 @@ class OrderBook:
       the smaller removed, equal sizes remove both.
     * ``"none"``: the book is left crossed as received (:attr:`is_crossed` tells).
 
-    ``stale`` is set by :meth:`mark_stale` (the client calls it on disconnect) and cleared by the
-    next snapshot: a stale book still answers, but its levels may be outdated.
+    ``stale`` is True until the first snapshot, set again by :meth:`mark_stale` (the client calls
+    it on disconnect) and cleared by the next snapshot: a stale book still answers, but its
+    levels may be outdated (or, before any snapshot, missing).
     """
 
     def __init__(self, ticker: str, *, uncross: str = "message_id") -> None:
@@ -177,7 +178,7 @@ class OrderBook:
         self._lock = threading.Lock()
         self._bids = _Side()
         self._asks = _Side()
-        self._stale = False
+        self._stale = True  # no snapshot yet: nothing here can be trusted
         self._crossed = 0
         self._last_message_id: Optional[int] = None
         self._updated_at: Optional[float] = None
@@ -282,7 +283,8 @@ class OrderBook:
 
     @property
     def stale(self) -> bool:
-        """True after :meth:`mark_stale` until the next snapshot replaced the book."""
+        """True before the first snapshot, and after :meth:`mark_stale` until the next snapshot
+        replaced the book."""
         return self._stale
 
     @property

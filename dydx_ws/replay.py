@@ -13,7 +13,10 @@ and :func:`record`, which records a live feed through a client's raw-frame tap
 (:meth:`~dydx_ws.DydxWebSocketClient.add_frame_tap`): frames are stored before decoding, exactly
 as the server sent them, and the client's reconnect loop keeps a recording going across
 disconnects. The format is versioned by the header's ``dydx_ws_recording`` number (1); readers
-accept files without a header.
+accept files without a header. A recorder flushes every ``flush_interval`` seconds (0.5; a gzip
+sync flush for ``.gz``) while frames arrive, and :func:`record` also on a timer, so a crash (even
+``kill -9``) loses well under a second; a file cut mid-line or mid-stream by a crash replays up
+to the cut, with a warning.
 
 Replaying: :class:`ReplaySource` reads a recording (or any iterable of :class:`RecordedFrame`),
 and :meth:`ReplaySource.play` / :func:`replay` feed every frame to a
@@ -39,6 +42,7 @@ import logging
 import os
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import (
@@ -59,7 +63,7 @@ from typing import (
 )
 
 from .decode import decode_message
-from .errors import DecodeError, DydxConnectionError, DydxWsError
+from .errors import DecodeError, DydxConnectionError, DydxWsError, SubscriptionError
 from .events import ErrorEvent
 from .messages import Message
 from .subscriptions import Key, Topic
@@ -129,11 +133,14 @@ class Recorder:
         url: Optional[str] = None,
         subscriptions: Sequence[Key] = (),
         header: bool = True,
+        flush_interval: float = 0.5,
     ) -> None:
         self.path = str(path)
         self._file: Optional[IO[str]] = open_recording(path, "wt")
         self._lock = threading.Lock()
         self.frames = 0
+        self.flush_interval = flush_interval
+        self._flushed_at = time.monotonic()
         if header:
             meta = {
                 "dydx_ws_recording": FORMAT_VERSION,
@@ -152,13 +159,28 @@ class Recorder:
                 raise ValueError("the recorder is closed")
             self._file.write(line + "\n")
             self.frames += 1
+            if time.monotonic() - self._flushed_at >= self.flush_interval:
+                self._flush_locked()
 
     __call__ = write
 
     def flush(self) -> None:
+        """Push everything written so far to the operating system (a gzip sync flush: the file
+        decompresses up to here even if the process dies next)."""
         with self._lock:
-            if self._file is not None:
-                self._file.flush()
+            self._flush_locked()
+
+    def flush_if_due(self) -> None:
+        """:meth:`flush` if ``flush_interval`` has passed since the last one (for a timer while
+        no frames arrive)."""
+        with self._lock:
+            if time.monotonic() - self._flushed_at >= self.flush_interval:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self._file is not None:
+            self._file.flush()  # TextIOWrapper -> GzipFile.flush(Z_SYNC_FLUSH) -> the file
+        self._flushed_at = time.monotonic()
 
     def close(self) -> None:
         """Flush and close the file (idempotent)."""
@@ -201,23 +223,75 @@ def _parse_line(
     return RecordedFrame(at, _text(frame))
 
 
+def _gzip_lines(path: PathLike) -> Iterator[str]:
+    """The text lines of a gzip file (one member or several), tolerating a file cut by a crash:
+    the lines decompressed before the cut are returned, with a warning."""
+    with open(path, "rb") as f:
+        inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        pending = b""
+        started = False
+        while True:
+            chunk = f.read(65536)
+            if not chunk:
+                break
+            while chunk:
+                started = True
+                try:
+                    pending += inflate.decompress(chunk)
+                except zlib.error as exc:
+                    raise ValueError(f"{path}: not a gzip recording ({exc})") from None
+                chunk = b""
+                if inflate.eof:  # end of a member: another may follow
+                    chunk = inflate.unused_data
+                    inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                    started = bool(chunk)
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8", errors="replace") + "\n"
+        pending += inflate.flush()
+        if started:
+            log.warning("%s: the compressed stream is cut (the recorder did not close it): "
+                        "replaying up to the cut", path)
+        if pending:
+            yield pending.decode("utf-8", errors="replace")
+
+
+def _lines(path: PathLike) -> Iterator[str]:
+    if str(path).endswith(".gz"):
+        yield from _gzip_lines(path)
+        return
+    with open(path, encoding="utf-8", errors="replace") as f:
+        yield from f
+
+
+def _parsed(path: PathLike) -> Iterator[Union[RecordedFrame, Dict[str, Any]]]:
+    """The header and frames of a recording; a last line cut mid-way (no newline) by a crash is
+    left out with a warning, a malformed line elsewhere raises ``ValueError``."""
+    for number, line in enumerate(_lines(path), 1):
+        try:
+            item = _parse_line(line, number, str(path))
+        except ValueError as exc:
+            if line.endswith("\n"):
+                raise
+            log.warning("%s: the last line is cut (%s): replaying up to the cut", path, exc)
+            return
+        if item is not None:
+            yield item
+
+
 def read_frames(path: PathLike) -> Iterator[RecordedFrame]:
     """Every frame of a recording, in order (the header is skipped). Raises ``ValueError`` with
-    the file and line number on a malformed line, ``OSError`` if the file cannot be read."""
-    with open_recording(path) as f:
-        for number, line in enumerate(f, 1):
-            item = _parse_line(line, number, str(path))
-            if isinstance(item, RecordedFrame):
-                yield item
+    the file and line number on a malformed line, ``OSError`` if the file cannot be read; a file
+    cut by a crash (mid-line, or a gzip stream never closed) yields the frames before the cut
+    and logs a warning."""
+    for item in _parsed(path):
+        if isinstance(item, RecordedFrame):
+            yield item
 
 
 def _read_header(path: PathLike) -> Dict[str, Any]:
-    with open_recording(path) as f:
-        for number, line in enumerate(f, 1):
-            item = _parse_line(line, number, str(path))
-            if item is None:
-                continue
-            return item if isinstance(item, dict) else {}
+    for item in _parsed(path):
+        return item if isinstance(item, dict) else {}
     return {}
 
 
@@ -543,6 +617,7 @@ def record(
     connect_timeout: float = 10.0,
     sslopt: Optional[Dict[str, Any]] = None,
     on_frame: Optional[Callable[[RecordedFrame], None]] = None,
+    on_progress: Optional[Callable[[str], None]] = None,
 ) -> int:
     """Record a live feed: connect to ``url``, subscribe to ``topics`` (``(channel, id)`` as on
     the wire; ``id`` None for markets and block height) and store every frame until ``duration``
@@ -553,10 +628,12 @@ def record(
     before decoding, so they are stored exactly as the server sent them; the client's reconnect
     loop keeps the recording going across disconnects (a reconnect shows up in the file as a new
     ``connected`` frame followed by fresh ``subscribed`` snapshots, which a replay applies as the
-    live client did). ``on_frame(frame)`` is called on the client's I/O thread after each write.
+    live client did). ``on_frame(frame)`` is called on the client's I/O thread after each write;
+    ``on_progress(text)`` hears about the connection attempts (see :func:`connect_or_raise`).
     Raises :class:`~dydx_ws.DydxConnectionError` (naming the last connection error) if no
-    connection is made within ``connect_timeout`` seconds; an output file made here is then
-    removed.
+    connection is made within ``connect_timeout`` seconds (an output file made here is then
+    removed), and :class:`~dydx_ws.SubscriptionError` with the server's text as soon as the
+    server refuses one of ``topics`` (the file keeps what was recorded until then).
     """
     from .client import DydxWebSocketClient
 
@@ -567,12 +644,16 @@ def record(
     )
     tap = _RecordingTap(recorder, count, on_frame)
     client.add_frame_tap(tap)
+    client.on("error", tap.on_error)
     connected = False
     try:
-        subscribe_topics(client, topics)
-        connected = connect_or_raise(client, connect_timeout)
+        subs = [subscribe_key(client, channel, sid, None) for channel, sid in topics]
+        connected = connect_or_raise(client, connect_timeout, on_progress)
         deadline = None if duration is None else time.monotonic() + duration
-        wait_until(tap.done, deadline, stop)
+        wait_until(tap.done, deadline, stop, tick=recorder.flush_if_due)
+        for sub in subs:  # a refusal that raced the end of the recording
+            if sub.error is not None and tap.error is None:
+                tap.error = sub.error
     finally:
         client.stop()  # joins the I/O thread: the tap is not called after this
         if owned:
@@ -600,9 +681,16 @@ class _RecordingTap:
         self.count = count
         self.on_frame = on_frame
         self.done = threading.Event()
-        self.error: Optional[Exception] = None  # a failed write ends the recording
+        self.error: Optional[Exception] = None  # a failed write or a refusal ends it
         self.written = 0
         self.channel_frames = 0
+
+    def on_error(self, event: ErrorEvent) -> None:
+        """A subscription the server refused ends the recording (worker thread)."""
+        if event.kind == "subscription" and isinstance(event.exception, SubscriptionError):
+            if self.error is None:
+                self.error = event.exception
+            self.done.set()
 
     def __call__(self, data: Any, received_at: float) -> None:
         if self.done.is_set():
@@ -623,28 +711,39 @@ class _RecordingTap:
                 self.done.set()
 
 
-def connect_or_raise(client: DydxWebSocketClient, timeout: float) -> bool:
+def connect_or_raise(
+    client: DydxWebSocketClient,
+    timeout: float,
+    on_progress: Optional[Callable[[str], None]] = None,
+) -> bool:
     """Start ``client`` and wait up to ``timeout`` seconds for its connection; True once
     connected, else :class:`~dydx_ws.DydxConnectionError` naming the URL and the last
-    connection error the client reported."""
-    errors: List[str] = []
+    connection error the client reported (one line: an HTTP error page is not quoted).
+    ``on_progress(text)`` hears what happens meanwhile: "connecting to ..." when the first
+    second passes without a connection, and every failed attempt with its reason."""
+    url = client.network.ws_url
+    reported = threading.Event()
 
     def on_error(event: ErrorEvent) -> None:
-        if event.kind == "connection":
-            exc = event.exception
-            errors.append(f"{type(exc).__name__}: {exc}" if exc is not None else event.message)
+        if event.kind == "connection" and on_progress is not None:
+            reported.set()
+            on_progress(f"connecting to {url}: {event.message}")
 
     remove = client.on("error", on_error)
+    deadline = time.monotonic() + timeout
     try:
         client.start()
-        if client.wait_connected(timeout):
+        if client.wait_connected(min(1.0, timeout)):
+            return True
+        if on_progress is not None and client.state == "connecting" and not reported.is_set():
+            on_progress(f"connecting to {url} ...")
+        if client.wait_connected(max(0.0, deadline - time.monotonic())):
             return True
     finally:
         remove()
-    last = f" ({errors[-1]})" if errors else ""
-    raise DydxConnectionError(
-        f"cannot connect to {client.network.ws_url} within {timeout:g} s{last}"
-    )
+    last = client.stats()["last_connection_error"]
+    reason = f" ({last})" if last else ""
+    raise DydxConnectionError(f"cannot connect to {url} within {timeout:g} s{reason}")
 
 
 def wait_until(

@@ -60,7 +60,7 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from .codec import decoder_for, locate_error
-from .errors import DecodeError, DydxConnectionError, RestError
+from .errors import DecodeError, DydxConnectionError, DydxWsError, RestError
 from .models import (
     AddressResponse,
     AssetPosition,
@@ -130,12 +130,16 @@ _BODY_SNIPPET = 500
 _HTML_PRE = re.compile(r"<pre>(.*?)</pre>", re.DOTALL | re.IGNORECASE)
 
 
-class RestConnectionError(DydxConnectionError):
+class RestConnectionError(DydxConnectionError, RestError):
     """A REST request failed at the transport level (connection refused or reset, TLS, timeout)
-    after every allowed attempt. ``url`` and ``attempts`` say which request and how often."""
+    after every allowed attempt. ``url`` and ``attempts`` say which request and how often. It is
+    a :class:`RestError` too (``except RestError`` catches every failed request), with
+    ``status`` 0: no HTTP response came."""
 
     def __init__(self, message: str, *, url: str = "", attempts: int = 1) -> None:
-        super().__init__(message)
+        DydxWsError.__init__(self, message)
+        self.status = 0
+        self.msg = message
         self.url = url
         self.attempts = attempts
 
@@ -204,6 +208,8 @@ def _check_statuses(status: StatusArg, allowed: Sequence[str], name: str = "stat
 def _base_url(target: Union[Network, str]) -> str:
     if isinstance(target, Network):
         url = target.rest_url
+    elif isinstance(target, str) and "://" not in target:
+        url = Network.from_name(target).rest_url  # "mainnet", "testnet", "local"
     elif isinstance(target, str):
         url = target.strip()
     else:

@@ -104,7 +104,7 @@ class DriftRepair:
         self.last_deferred: Optional[str] = None  # "channel id" of the last one
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="dydx-ws-resync", daemon=False)
+        self._thread = threading.Thread(target=self._run, name="dydx-ws-resync", daemon=True)
         self._thread.start()
 
     @property

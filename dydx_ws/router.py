@@ -53,6 +53,17 @@ UNSUBSCRIBED_GRACE = 10.0  # seconds data for a just-ended subscription is expec
 REPORT_INTERVAL = 1.0  # seconds between two reports of unrouted frames
 
 
+def describe_close(info: CloseInfo) -> str:
+    """``info.describe()`` on one line: a handshake refused with an HTTP status names the status,
+    never the page the server sent with it."""
+    status = getattr(info.error, "status_code", None)
+    if info.error is not None and isinstance(status, int):
+        message = getattr(info.error, "status_message", None) or ""
+        reason = f" {message}" if isinstance(message, str) and message else ""
+        return f"the handshake was answered with HTTP {status}{reason}"
+    return " ".join(info.describe().split())
+
+
 class Router:
     """Connection events and frames in; subscription states, dispatch and events out."""
 
@@ -96,6 +107,9 @@ class Router:
         self._stale_marked: Set[Key] = set()  # a stale marker is queued after the last snapshot
         self._ended: Dict[Key, float] = {}  # key -> when its subscription ended
         self._unrouted_reports = Throttle(REPORT_INTERVAL)
+        self.last_connection_error: Optional[str] = None  # stats()["last_connection_error"]
+        self.gave_up = threading.Event()  # the reconnect policy gave up: the client is done
+        self.give_up_error: Optional[DydxConnectionError] = None
 
     # -- sending (any thread; callers hold the client lock) ----------------------------------
     def send_subscribe(self, topic: Topic, delay: float = 0.0) -> None:
@@ -157,14 +171,18 @@ class Router:
         self._attempts = attempt
         if isinstance(info.error, ProtocolViolation):
             self._counters["protocol_violations"] += 1
+        self.last_connection_error = describe_close(info)
         if not info.was_open:
             self._counters["connect_failures"] += 1
-            text = f"connect attempt {attempt} failed ({info.describe()}); retry in {delay:.2f} s"
+            text = (
+                f"connect attempt {attempt} failed ({self.last_connection_error}); "
+                f"retry in {delay:.2f} s"
+            )
         elif info.error is not None or attempt > 1:
             # A link that opened and then failed (an error, or again before it was stable).
             self._counters["link_failures"] += 1
             text = (
-                f"the connection failed after it opened ({info.describe()}); "
+                f"the connection failed after it opened ({self.last_connection_error}); "
                 f"reconnect attempt {attempt} in {delay:.2f} s"
             )
         else:
@@ -173,9 +191,23 @@ class Router:
         self._emitter.error("connection", text, exception=info.error)
 
     def on_give_up(self, info: CloseInfo) -> None:
-        text = f"giving up reconnecting: {info.describe()}"
+        """The reconnect policy gave up: every subscription fails with the cause (their
+        ``wait_subscribed`` raises at once) and ``gave_up`` says so to the client."""
+        self.last_connection_error = describe_close(info)
+        text = f"giving up reconnecting: {self.last_connection_error}"
         log.error(text)
-        self._emitter.error("connection", text, exception=DydxConnectionError(text))
+        cause = DydxConnectionError(text)
+        self.give_up_error = cause
+        self.gave_up.set()
+        self._emitter.error("connection", text, exception=cause)
+        for topic in self._registry.topics():
+            self.fail_for_good(topic.key)
+
+    def fail_for_good(self, key: Key) -> None:
+        """Fail ``key`` because the client gave up reconnecting (cause: ``give_up_error``)."""
+        cause = self.give_up_error
+        if cause is not None:
+            self._fail(key, str(cause), cause)
 
     def on_idle(self) -> None:
         self._dispatcher.flush()

@@ -21,7 +21,7 @@ import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from .errors import SubscriptionError
+from .errors import DydxWsError, SubscriptionError
 
 if TYPE_CHECKING:
     from .messages import Message
@@ -163,8 +163,14 @@ class Subscription:
         ``client.order_book``, ``markets`` and ``subaccount`` reflect it): True; False on
         timeout (or if unsubscribed).
 
-        Raises :class:`~dydx_ws.SubscriptionError` with the server's text if it failed.
+        Raises :class:`~dydx_ws.SubscriptionError` with the server's text if it failed (also,
+        at once, when the client gave up reconnecting: its ``__cause__`` is the
+        :class:`~dydx_ws.DydxConnectionError`), and :class:`~dydx_ws.DydxWsError` if the client
+        was never started.
         """
+        hint = self._registry.not_started()
+        if hint is not None:
+            raise DydxWsError(hint)
         deadline = None if timeout is None else time.monotonic() + timeout
         entry = self._entry
         with entry.changed:
@@ -206,6 +212,8 @@ class SubscriptionRegistry:
         self._entries: Dict[Key, _Entry] = {}
         self._on_last_release = on_last_release
         self._sent = 0  # subscribes written, for last_sent_unanswered
+        #: None, or why waiting cannot succeed yet (the client owning it was never started).
+        self.not_started: Callable[[], Optional[str]] = lambda: None
 
     # -- user side --------------------------------------------------------------------------
     def add(

@@ -4,7 +4,7 @@ The ``v4_candles`` snapshot brings recent history; updates re-send the current c
 changes, so candles are keyed by their start time (the latest version wins).
 Needs ``pip install pandas matplotlib``.
 
-    python examples/candles_dataframe.py --emulator --duration 3 --out candles.png
+    .venv/bin/python examples/candles_dataframe.py --emulator --duration 3 --out candles.png
 """
 
 from __future__ import annotations

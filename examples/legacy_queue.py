@@ -3,7 +3,7 @@
 Useful when existing code is a single-threaded loop (a strategy, a GUI timer, a batch job):
 the SDK's threads only put messages on the queue, and all your logic stays on one thread.
 
-    python examples/legacy_queue.py --emulator --duration 5
+    .venv/bin/python examples/legacy_queue.py --emulator --duration 5
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Reads the client's local order book (kept from the v4_orderbook stream) from the main thread;
 no callback is needed for that.
 
-    python examples/orderbook_monitor.py --emulator --duration 5
-    python examples/orderbook_monitor.py BTC-USD ETH-USD
+    .venv/bin/python examples/orderbook_monitor.py --emulator --duration 5
+    .venv/bin/python examples/orderbook_monitor.py BTC-USD ETH-USD
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Quickstart: print live BTC-USD trades and the best bid/ask for a few seconds.
 
-python examples/quickstart.py --emulator          # offline, against a local emulator
-python examples/quickstart.py                      # dYdX mainnet
+.venv/bin/python examples/quickstart.py --emulator          # offline, against a local emulator
+.venv/bin/python examples/quickstart.py                      # dYdX mainnet
 """
 
 from __future__ import annotations

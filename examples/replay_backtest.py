@@ -4,9 +4,9 @@ The strategy code (``MidTracker``) is an ordinary callback; live or replayed, it
 typed messages, with the recorded receive times, and the client's local order book is rebuilt
 exactly as it was live.
 
-    python examples/replay_backtest.py --emulator --duration 3 --file book.jsonl.gz
+    .venv/bin/python examples/replay_backtest.py --emulator --duration 3 --file book.jsonl.gz
     dydx-ws record --out book.jsonl.gz orderbook BTC-USD --duration 60   # or record with the CLI
-    python examples/replay_backtest.py --file book.jsonl.gz             # ...and replay it here
+    .venv/bin/python examples/replay_backtest.py --file book.jsonl.gz   # ...and replay it here
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Subaccount monitor: orders, fills and positions of one subaccount as they change.
 
-python examples/subaccount_monitor.py --emulator --duration 5   # the emulator's demo account
-python examples/subaccount_monitor.py dydx1... --subaccount 0
+.venv/bin/python examples/subaccount_monitor.py --emulator --duration 5  # the demo account
+.venv/bin/python examples/subaccount_monitor.py dydx1... --subaccount 0
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """``dydx-ws book TICKER [--depth N]``: a live ladder of the client's local order book.
 
 On a terminal the ladder redraws in place (rich); otherwise it is printed as text every
-``--interval`` seconds (and once at the end), or as one JSON object per refresh with ``--json``.
+``--interval`` seconds (and once at the end), or as one JSON object per refresh with ``--json``;
+with ``--count N`` (no terminal) it is printed after each of the first N book updates.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import argparse
 import threading
 
-from ..messages import Message
+from ..messages import Message, OrderbookMessage
 from ..orderbook import OrderBook
 from . import common, views
 
@@ -44,18 +45,30 @@ def run(args: argparse.Namespace) -> int:
     assert ticker is not None
     out = common.Output(json_mode=args.json)
     done = threading.Event()
+    rich = views.use_rich(args.json)
+    per_update = args.count is not None and not rich  # --count N: one ladder per update
     updates = 0
 
-    def on_book(_msg: Message) -> None:  # the one worker thread
+    def on_book(msg: Message) -> None:  # the one worker thread
         nonlocal updates
+        if done.is_set():
+            return
         updates += 1
+        if per_update and isinstance(msg, OrderbookMessage) and msg.book is not None:
+            show_ladder(out, msg.book, args.depth)
         if args.count is not None and updates >= args.count:
             done.set()
 
     with common.live_client(args, keys, on_book) as client:
         book = client.order_book(ticker)
-        if views.use_rich(args.json):
-            views.show_live(lambda: views.book_table(book, args.depth), done, args.duration)
+        if rich:
+            def table() -> object:  # as deep as asked, as long as it fits the terminal
+                depth = views.fit_depth(args.depth, views.terminal_lines())
+                return views.book_table(book, depth)
+
+            views.show_live(table, done, args.duration)
+        elif per_update:
+            common.run_until(done, args.duration)
         else:
 
             def show() -> None:

@@ -20,6 +20,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sys
 import threading
 import time
@@ -273,7 +274,7 @@ def connect(client: DydxWebSocketClient, timeout: float) -> None:
     """Start ``client`` and wait for its connection, or raise ``CliError`` (exit 3) naming the
     URL and the last connection error."""
     try:
-        connect_or_raise(client, timeout)
+        connect_or_raise(client, timeout, on_progress=_err)
     except DydxConnectionError as exc:
         raise CliError(str(exc), EXIT_UNREACHABLE) from None
 
@@ -419,10 +420,29 @@ def _json_default(value: Any) -> Any:
 
 
 def message_json(msg: Message) -> Dict[str, Any]:
-    """The message as a JSON-ready dict (models keep their wire names; money as strings)."""
-    out: Dict[str, Any] = msg.to_dict(encode_json=True)
+    """The message as a JSON-ready dict with snake_case keys throughout, as the Python attribute
+    names (``to_dict`` gives the models' camelCase wire names; the envelope is snake_case), money
+    as strings. Keys that are data (tickers, addresses) are kept as they are."""
+    out: Dict[str, Any] = _snake_keys(msg.to_dict(encode_json=True))
     out["kind"] = type(msg).__name__
     return out
+
+
+_CAMEL = re.compile(r"^[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+$")
+_HUMP = re.compile(r"(?<=[a-z0-9])([A-Z])")
+
+
+def _snake_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            (_HUMP.sub(r"_\1", k).lower() if isinstance(k, str) and _CAMEL.match(k) else k): (
+                _snake_keys(v)
+            )
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_snake_keys(v) for v in value]
+    return value
 
 
 def _t(ts: float) -> str:

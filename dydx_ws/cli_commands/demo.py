@@ -148,6 +148,9 @@ def _show(view: _View, out: common.Output, args: argparse.Namespace) -> None:
         )
 
 
+FULL_LINES = 52  # terminal lines the full dashboard needs (at 80 columns: 50 + cursor)
+
+
 class _View:
     def __init__(
         self,
@@ -193,10 +196,16 @@ class _View:
         parts.append(f"messages {total}")
         return " | ".join(parts)
 
-    def render(self) -> Any:
+    def render(self, lines: Optional[int] = None) -> Any:
+        """The dashboard; on a terminal shorter than ``FULL_LINES`` (``lines``, default: the
+        terminal's height) a compact one: the two books as deep as fits, and one line each for
+        the last trades, message counts and the account."""
         from rich.console import Group
         from rich.panel import Panel
         from rich.table import Table
+        from rich.text import Text
+
+        lines = views.terminal_lines() if lines is None else lines
 
         s = self.state
         with s.lock:
@@ -212,8 +221,26 @@ class _View:
             if btime is not None
             else f"[bold]dydx-ws demo[/]  connecting... {elapsed:.0f}s{until}"
         )
+        compact = lines < FULL_LINES
+        depth = views.fit_depth(5, lines, other_lines=5) if compact else 5  # panel, 3 lines
         books = Table.grid(padding=(0, 2))
-        books.add_row(*[views.book_table(self.client.order_book(t), 5) for t in self.markets])
+        books.add_row(*[views.book_table(self.client.order_book(t), depth) for t in self.markets])
+        if compact:
+            acct = self.account()
+            last = {t: tr for t, tr in reversed(trades)}
+            trade_bits = [
+                f"{t} {common.text_of(tr.side)} {tr.size:f}@{tr.price:f}" for t, tr in last.items()
+            ]
+            count_bits = [f"{common.SHORT[c]} {counts.get(c, 0)}" for c in _CHANNELS]
+            rows = [
+                "last " + ("  ".join(trade_bits) or "-"),
+                "messages " + " ".join(count_bits),
+                f"equity {common.money(acct['equity'])}  free "
+                f"{common.money(acct['free_collateral'])}  orders {len(acct['open_orders'])}  "
+                f"positions {len(acct['positions'])}",
+            ]
+            status = [Text(r, no_wrap=True, overflow="ellipsis") for r in rows]
+            return Panel(Group(books, *status), title=header, title_align="left")
         tt = Table(title="last trades")
         for col in ("market", "side", "size", "price", "time"):
             tt.add_column(col, justify="right" if col in ("size", "price") else "left")

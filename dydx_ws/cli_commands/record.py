@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 
-from ..errors import DydxConnectionError
+from ..errors import DydxConnectionError, SubscriptionError
 from ..replay import RecordedFrame, record
 from . import common
 
@@ -47,11 +48,15 @@ def run(args: argparse.Namespace) -> int:
             count=args.count,
             connect_timeout=args.connect_timeout,
             on_frame=progress,
+            on_progress=out.error,
         )
     except OSError as exc:
         raise common.CliError(f"cannot write {args.out}: {exc}", common.EXIT_USAGE) from None
     except DydxConnectionError as exc:  # the file was removed
         raise common.CliError(str(exc), common.EXIT_UNREACHABLE) from None
+    except SubscriptionError as exc:  # like watch and book: the server's text, exit 4
+        progress.done(args.out)
+        raise common.CliError(f"refused by the server: {exc}", common.EXIT_SUBSCRIPTION) from None
     except KeyboardInterrupt:  # the file is complete and closed: say what it holds
         progress.done(args.out)
         raise
@@ -60,15 +65,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Progress:
-    """Counts the frames written (on the client's I/O thread) and reports every 500 on stderr."""
+    """Counts the frames written (on the client's I/O thread) and reports on stderr at the first
+    frame, then at most once every ``INTERVAL`` seconds."""
+
+    INTERVAL = 2.0
 
     def __init__(self, out: common.Output) -> None:
         self.out = out
         self.frames = 0
+        self._next = 0.0
 
     def __call__(self, _frame: RecordedFrame) -> None:
         self.frames += 1
-        if self.frames % 500 == 0:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.INTERVAL
             self.out.error(f"... {self.frames} frame(s)")
 
     def done(self, path: str) -> None:

@@ -6,6 +6,7 @@ touches the network: every function takes the state it shows.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -15,7 +16,9 @@ from typing import Any, Callable, List, Optional
 from ..orderbook import OrderBook
 from ..replay import wait_until
 
-__all__ = ["book_json", "book_lines", "book_table", "show_live", "use_rich"]
+__all__ = ["book_json", "book_lines", "book_table", "fit_depth", "show_live", "use_rich"]
+
+BOOK_TABLE_EXTRA_LINES = 9  # title, header (3), separator, bottom border, caption (2 if wrapped)
 
 
 def use_rich(json_mode: bool = False) -> bool:
@@ -40,6 +43,19 @@ def show_live(render: Callable[[], Any], done: threading.Event, duration: Option
             wait_until(done, deadline, tick=lambda: live.update(render()))
         finally:
             live.update(render())
+
+
+def fit_depth(requested: int, lines: int, other_lines: int = 0) -> int:
+    """The book depth (levels per side, at least 1) whose :func:`book_table` fits in ``lines``
+    terminal lines next to ``other_lines`` of other output; one line is left for the cursor, so
+    the mid/spread caption at the bottom stays on screen."""
+    room = lines - 1 - other_lines - BOOK_TABLE_EXTRA_LINES
+    return max(1, min(requested, room // 2))
+
+
+def terminal_lines() -> int:
+    """The terminal's height now (24 if unknown); read at each redraw, so resizing works."""
+    return shutil.get_terminal_size((80, 24)).lines
 
 
 def _spread_text(book: OrderBook) -> str:

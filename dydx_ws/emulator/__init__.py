@@ -17,7 +17,16 @@ __all__ = ["EmulatorConfig", "IndexerEmulator"]
 
 def __getattr__(name: str) -> Any:
     if name == "IndexerEmulator":
-        from .server import IndexerEmulator
+        try:
+            from .server import IndexerEmulator
+        except ModuleNotFoundError as exc:
+            if exc.name != "websockets":
+                raise
+            raise ImportError(
+                "dydx_ws.emulator needs the 'emulator' extra (the websockets package): "
+                "pip install 'dydx_ws[emulator]'",
+                name=exc.name,
+            ) from exc
 
         return IndexerEmulator
     if name == "EmulatorConfig":

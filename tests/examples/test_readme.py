@@ -38,3 +38,17 @@ def test_the_api_in_one_screen_runs() -> None:
     assert "BUY" in printed or "SELL" in printed  # trades reached the callback
     assert namespace["btc"].ticker == "BTC-USD"
     assert namespace["msg"].type == "connected"
+
+
+def test_the_emulator_snippet_shows_a_dropped_and_restored_connection() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = re.search(
+        r"## The emulator \(offline tests and demos\)\n\n```python\n(.*?)```", text, re.S
+    )
+    assert block, "README lost its emulator example"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(block.group(1), str(README), "exec"), {})
+    printed = out.getvalue()
+    assert "1 connection(s) dropped" in printed, printed
+    assert "restored [('v4_subaccounts'" in printed, printed

@@ -1,6 +1,9 @@
 """``cpu_affinity``: the SDK's own threads (I/O, workers, drift repair) are pinned where asked,
-other threads are not, and a bad value is refused before anything starts. The default
-(``"auto"``) pins them to one CPU once connected and lets go when another program needs it."""
+other threads are not, and a bad value is refused before anything starts. The default (None)
+leaves them to the operating system; ``"auto"`` pins them to one CPU once connected and lets go
+when another program needs it. Pinning is awaited through ``stats()["cpu_affinity"]["cpu"]``,
+which is set only after every SDK thread was pinned (all of them are alive before the I/O
+thread's first tick), so the checks after it are deterministic."""
 
 from __future__ import annotations
 
@@ -66,12 +69,14 @@ def _pinned_cpu(client: DydxWebSocketClient) -> Any:
     return None if cpu is None else (cpu,)  # truthy even for CPU 0
 
 
-def test_by_default_the_sdk_threads_share_one_cpu_once_connected(
+def test_auto_makes_the_sdk_threads_share_one_cpu_once_connected(
     emulator: IndexerEmulator,
 ) -> None:
     everything = frozenset(os.sched_getaffinity(0))
     rec = Recorder()
-    client = DydxWebSocketClient(network=emulator.network, workers=2, check_interval=30)
+    client = DydxWebSocketClient(
+        network=emulator.network, workers=2, check_interval=30, cpu_affinity="auto"
+    )
     with client:
         client.subscribe_block_height(rec)
         rec.wait(lambda: rec.count() >= 2, 10)
@@ -86,7 +91,9 @@ def test_by_default_the_sdk_threads_share_one_cpu_once_connected(
 def test_auto_lets_go_when_another_program_needs_that_cpu(emulator: IndexerEmulator) -> None:
     everything = frozenset(os.sched_getaffinity(0))
     rec = Recorder()
-    client = DydxWebSocketClient(network=emulator.network, workers=2, check_interval=None)
+    client = DydxWebSocketClient(
+        network=emulator.network, workers=2, check_interval=None, cpu_affinity="auto"
+    )
     with client:
         client.subscribe_block_height(rec)
         cpu = _until(lambda: _pinned_cpu(client), 10, "threads pinned")[0]
@@ -108,10 +115,12 @@ def test_auto_lets_go_when_another_program_needs_that_cpu(emulator: IndexerEmula
             hog.wait(10)
 
 
-def test_none_leaves_scheduling_to_the_operating_system(emulator: IndexerEmulator) -> None:
+def test_by_default_scheduling_is_left_to_the_operating_system(
+    emulator: IndexerEmulator,
+) -> None:
     everything = frozenset(os.sched_getaffinity(0))
     rec = Recorder()
-    client = DydxWebSocketClient(network=emulator.network, workers=2, cpu_affinity=None)
+    client = DydxWebSocketClient(network=emulator.network, workers=2)
     with client:
         client.subscribe_block_height(rec)
         rec.wait(lambda: rec.count() >= 3, 10)

@@ -341,8 +341,9 @@ def test_real_crossed_snapshot_fixture() -> None:
 
 def test_stale_lifecycle() -> None:
     book = OrderBook("ETH-USD")
-    assert not book.stale
+    assert book.stale  # no snapshot yet: an empty book must not look fresh
     book.apply(snapshot(bids=[("1", "1")], asks=[("2", "1")]))
+    assert not book.stale
     book.mark_stale()
     assert book.stale
     book.apply(update(bids=[("1.5", "1")]))  # updates do not clear it
