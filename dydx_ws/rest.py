@@ -3,7 +3,7 @@
 :class:`IndexerRestClient` wraps one :class:`requests.Session` (connection keep-alive, TLS
 verification on by default) and turns every endpoint of protocol.md §5 into a method returning the
 same dataclasses the WebSocket client produces, decoded with the generated fast decoders of
-:mod:`dydx_ws.codec` (never ``from_dict``).
+:mod:`dydx_ws.protocol._decoders` (never ``from_dict``).
 
 Behaviour:
 
@@ -59,7 +59,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .codec import decoder_for, locate_error
+from ._route_limits import RouteLimiter
 from .errors import DecodeError, DydxConnectionError, DydxWsError, RestError
 from .models import (
     AddressResponse,
@@ -88,8 +88,8 @@ from .models import (
     parse_timestamp,
 )
 from .network import Network
-from .route_limits import RouteLimiter
-from .validation import (
+from .protocol._decoders import decoder_for, locate_error
+from .protocol._validation import (
     validate_address,
     validate_resolution,
     validate_subaccount_number,
