@@ -113,11 +113,11 @@ class DydxWebSocketClient:
       ``confirm_delay``: how long a difference must persist to count as drift. ``rest``: the
       :class:`IndexerRestClient` to use (default: one for ``network.rest_url``, closed by
       ``stop()``).
-    - ``idle_limits``: the idle watchdog (:mod:`dydx_ws.watchdog`): per channel an
-      :class:`~dydx_ws.watchdog.IdleLimit` or ``(blocks, seconds)`` of silence after which a
+    - ``idle_limits``: the idle watchdog (:mod:`dydx_ws.engine._watchdog`): per channel an
+      :class:`~dydx_ws.engine._watchdog.IdleLimit` or ``(blocks, seconds)`` of silence after which a
       subscription the server stopped feeding is re-subscribed (``None``: off).
       ``rest_route_limits``: the per-route REST budget shared by drift repair and back-fill
-      (:mod:`dydx_ws.route_limits`; default ``/v4/orders`` and ``/v4/fills`` 100 per 10 s, of
+      (:mod:`dydx_ws._route_limits`; default ``/v4/orders`` and ``/v4/fills`` 100 per 10 s, of
       which the SDK uses half; ``None``: off).
     - ``cpu_affinity``: where the SDK's own threads run (Linux). They share the GIL anyway, and
       one core spares the cache traffic of handing every message to another core (~28% less

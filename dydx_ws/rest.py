@@ -23,7 +23,7 @@ Behaviour:
   through history (newest first) with the cursors of protocol.md §5.3/§5.4.
 
 :meth:`IndexerRestClient.with_limiter` gives a view whose requests go through a per-route budget
-(:mod:`dydx_ws.route_limits`); the WebSocket client uses one for its own background requests.
+(:mod:`dydx_ws._route_limits`); the WebSocket client uses one for its own background requests.
 
 All methods are blocking; the client may be shared by threads (``requests.Session`` is used for
 plain GETs only). ``close()`` also interrupts a pending retry wait.
@@ -290,7 +290,7 @@ class IndexerRestClient:
     def with_limiter(self, limiter: RouteLimiter) -> IndexerRestClient:
         """A view of this client (same session, closed with it) whose requests go through
         ``limiter``'s per-route budget: it waits for a slot or raises
-        :class:`~dydx_ws.route_limits.RequestDeferred`, and a 429 blocks the route for its
+        :class:`~dydx_ws._route_limits.RequestDeferred`, and a 429 blocks the route for its
         ``Retry-After``. Used for the SDK's own background requests."""
         view = copy.copy(self)
         view._owns_session = False

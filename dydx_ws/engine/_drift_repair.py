@@ -20,7 +20,7 @@ How (thread "dydx-ws-resync", every ``interval`` seconds while connected):
 - One failing check (a REST error) is logged and does not stop the others of the same pass.
 - REST route limits (docs/protocol.md): the checks of a pass are spread over half the interval
   instead of a burst, and the REST client given by the SDK goes through the client's shared
-  :class:`~dydx_ws.route_limits.RouteLimiter`. A check whose route budget is spent (or blocked by
+  :class:`~dydx_ws._route_limits.RouteLimiter`. A check whose route budget is spent (or blocked by
   a 429's ``Retry-After``) is deferred to the next pass and counted (``deferred``).
 """
 

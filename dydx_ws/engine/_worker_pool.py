@@ -29,7 +29,7 @@ Architecture::
   called from a worker (it never joins itself). A handler that blocks forever cannot be killed
   in Python: its thread is reported as leaked (``stop`` returns False and logs a warning naming
   the thread and key); it is a daemon thread, so it does not keep the interpreter from exiting
-  (:mod:`dydx_ws.shutdown` stops running clients at exit).
+  (:mod:`dydx_ws._shutdown` stops running clients at exit).
 """
 
 from __future__ import annotations
