@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 from dydx_ws import OrderbookMessage, decode_message  # noqa: E402
 from dydx_ws.models import PriceLevel  # noqa: E402
-from dydx_ws.orderbook import OrderBook  # noqa: E402
+from dydx_ws.state._orderbook import OrderBook  # noqa: E402
 
 FRAME = ROOT / "tests/fixtures/frames/v4_orderbook__channel_batch_data__ntl-eth-41-updates.json"
 

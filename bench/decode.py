@@ -4,7 +4,7 @@ Run: ``python bench/decode.py`` (add ``--quick`` for a short run). For three rea
 (compact JSON, as the server sends them) it prints µs per frame for ``json.loads``,
 ``decode_message`` (json.loads + generated decoders + envelope) and the same frame decoded the
 plain dataclasses-json way (``from_dict`` for the message and every model in it,
-``dydx_ws.decode.reference_decode``), with the ratios measured side by side in one run.
+``dydx_ws.protocol._decode.reference_decode``), with the ratios measured side by side in one run.
 ``decode`` uses the installed JSON backend (orjson with the ``fast`` extra); ``decode[json]`` is
 the same with the standard library's parser, as without the extra.
 """
@@ -20,8 +20,9 @@ from typing import Callable, Dict
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dydx_ws import decode_message, json_backend  # noqa: E402
-from dydx_ws.decode import reference_decode  # noqa: E402
+from dydx_ws import decode_message  # noqa: E402
+from dydx_ws.protocol import _json as json_backend  # noqa: E402
+from dydx_ws.protocol._decode import reference_decode  # noqa: E402
 
 FRAMES_DIR = ROOT / "tests" / "fixtures" / "frames"
 

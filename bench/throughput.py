@@ -38,8 +38,9 @@ sys.path.insert(0, str(ROOT))
 
 import websocket  # noqa: E402
 
-from dydx_ws import DydxWebSocketClient, json_backend  # noqa: E402
-from dydx_ws.affinity import AutoAffinity  # noqa: E402
+from dydx_ws import DydxWebSocketClient  # noqa: E402
+from dydx_ws.engine._cpu_placement import AutoAffinity  # noqa: E402
+from dydx_ws.protocol import _json as json_backend  # noqa: E402
 
 FRAMES_DIR = ROOT / "tests" / "fixtures" / "frames"
 ADDRESS = "dydx1kzsvkf2ghjqlysuffdkhcdctknl4rsvcx5hkm5"
@@ -269,8 +270,10 @@ def main() -> None:
             for r in range(rounds):
                 order = plan[r % len(plan) :] + plan[: r % len(plan)]
                 for name, config in order:
-                    rate = run_bare(port, n, sub) if config is None else run_sdk(
-                        port, n, sub, 1, config
+                    rate = (
+                        run_bare(port, n, sub)
+                        if config is None
+                        else run_sdk(port, n, sub, 1, config)
                     )
                     rates[name].append(rate)
         finally:

@@ -6,11 +6,14 @@ worker pool that runs your callbacks. See README.md for the architecture and gua
 """
 
 from .client import DydxWebSocketClient
-from .decode import decode_message
-from .dispatch import OverflowPolicy
+from .engine._subscriptions import Subscription, SubscriptionState
+from .engine._worker_pool import OverflowPolicy
 from .errors import DecodeError, DydxConnectionError, DydxWsError, RestError, SubscriptionError
-from .events import ConnectedEvent, DisconnectedEvent, ErrorEvent, ReconnectedEvent
-from .messages import (
+from .events import ConnectedEvent, DisconnectedEvent, ErrorEvent, ReconnectedEvent, ResyncEvent
+from .models import CandleResolution
+from .network import Network
+from .protocol._decode import decode_message
+from .protocol._messages import (
     BlockHeightMessage,
     CandlesMessage,
     ConnectedMessage,
@@ -24,12 +27,9 @@ from .messages import (
     UnknownMessage,
     UnsubscribedMessage,
 )
-from .models import CandleResolution
-from .network import Network
-from .orderbook import OrderBook
-from .reconnect import ReconnectPolicy
 from .rest import IndexerRestClient
-from .subscriptions import Subscription, SubscriptionState
+from .state._orderbook import OrderBook
+from .transport._reconnect import ReconnectPolicy
 
 # No NullHandler on "dydx_ws": when the application configured no logging, Python's handler of
 # last resort prints this package's warnings and errors (an unhandled callback error among them)
@@ -61,6 +61,7 @@ __all__ = [
     "ReconnectPolicy",
     "ReconnectedEvent",
     "RestError",
+    "ResyncEvent",
     "SubaccountMessage",
     "Subscription",
     "SubscriptionError",

@@ -25,21 +25,20 @@ import time
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
 
-from .affinity import AutoAffinity, CpuSpec, parse_cpus, pin_threads
-from .connection import (
-    DEFAULT_MAX_HANDSHAKE_SIZE,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    MIN_MAX_MESSAGE_SIZE,
-    Connection,
-    ConnectionOptions,
-    check_proxy,
-)
-from .delivery import Delivery, label
-from .dispatch import Dispatcher, OverflowPolicy
+from ._route_limits import DEFAULT_ROUTE_LIMITS, RouteLimiter
+from ._shutdown import forget, remember
+from .engine._cpu_placement import AutoAffinity, CpuSpec, parse_cpus, pin_threads
+from .engine._drift_repair import DriftRepair
+from .engine._io_side import Router
+from .engine._subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
+from .engine._watchdog import DEFAULT_IDLE_LIMITS, IdleWatchdog, parse_limits
+from .engine._worker_pool import Dispatcher, OverflowPolicy
+from .engine._worker_side import Delivery, label
 from .errors import DydxWsError
-from .events import Counters, Emitter, EventHub
-from .local_state import LocalState
-from .messages import (
+from .events import Counters, Emitter, EventHub, ResyncEvent
+from .network import Network
+from .notebook import status_html, track
+from .protocol._messages import (
     BlockHeightMessage,
     CandlesMessage,
     MarketsMessage,
@@ -48,24 +47,25 @@ from .messages import (
     SubaccountMessage,
     TradesMessage,
 )
-from .network import Network
-from .notebook import status_html, track
-from .orderbook import OrderBook
-from .reconnect import ReconnectPolicy
-from .rest import IndexerRestClient
-from .resync import DriftRepair, ResyncEvent
-from .route_limits import DEFAULT_ROUTE_LIMITS, RouteLimiter
-from .router import Router
-from .shutdown import forget, remember
-from .state import MarketsState, ParentSubaccountState, SubaccountState
-from .subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
-from .validation import (
+from .protocol._validation import (
     validate_address,
     validate_resolution,
     validate_subaccount_number,
     validate_ticker,
 )
-from .watchdog import DEFAULT_IDLE_LIMITS, IdleWatchdog, parse_limits
+from .rest import IndexerRestClient
+from .state import MarketsState, ParentSubaccountState, SubaccountState
+from .state._orderbook import OrderBook
+from .state._store import LocalState
+from .transport._connection import (
+    DEFAULT_MAX_HANDSHAKE_SIZE,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    MIN_MAX_MESSAGE_SIZE,
+    Connection,
+    ConnectionOptions,
+    check_proxy,
+)
+from .transport._reconnect import ReconnectPolicy
 
 __all__ = ["DydxWebSocketClient"]
 
@@ -109,20 +109,21 @@ class DydxWebSocketClient:
     - ``batched``: default ``batched`` flag of subscriptions (per-call ``batched=`` overrides).
     - ``uncross``: order book uncross policy (``"message_id"``, ``"size"``, ``"none"``).
     - ``check_interval``: seconds between drift checks of books, markets and accounts against the
-      REST API (:mod:`dydx_ws.resync`; ``None`` or 0 turns them off); ``confirm_delay``: how long
-      a difference must persist to count as drift. ``rest``: the :class:`IndexerRestClient` to use
-      (default: one for ``network.rest_url``, closed by ``stop()``).
-    - ``idle_limits``: the idle watchdog (:mod:`dydx_ws.watchdog`): per channel an
-      :class:`~dydx_ws.watchdog.IdleLimit` or ``(blocks, seconds)`` of silence after which a
+      REST API (drift repair, ``engine/_drift_repair.py``; ``None`` or 0 turns them off);
+      ``confirm_delay``: how long a difference must persist to count as drift. ``rest``: the
+      :class:`IndexerRestClient` to use (default: one for ``network.rest_url``, closed by
+      ``stop()``).
+    - ``idle_limits``: the idle watchdog (:mod:`dydx_ws.engine._watchdog`): per channel an
+      :class:`~dydx_ws.engine._watchdog.IdleLimit` or ``(blocks, seconds)`` of silence after which a
       subscription the server stopped feeding is re-subscribed (``None``: off).
       ``rest_route_limits``: the per-route REST budget shared by drift repair and back-fill
-      (:mod:`dydx_ws.route_limits`; default ``/v4/orders`` and ``/v4/fills`` 100 per 10 s, of
+      (:mod:`dydx_ws._route_limits`; default ``/v4/orders`` and ``/v4/fills`` 100 per 10 s, of
       which the SDK uses half; ``None``: off).
     - ``cpu_affinity``: where the SDK's own threads run (Linux). They share the GIL anyway, and
       one core spares the cache traffic of handing every message to another core (~28% less
       time per 1.6 KB message). ``None`` (default): left to the operating system; ``"auto"``
       (opt-in): on the I/O thread's CPU once connected, released while that CPU is busy with
-      other work; a CPU number or numbers: pinned there (:mod:`dydx_ws.affinity`).
+      other work; a CPU number or numbers: pinned there (:mod:`dydx_ws.engine._cpu_placement`).
     """
 
     def __init__(

@@ -88,6 +88,19 @@ class ErrorEvent:
     raw: Any = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class ResyncEvent:
+    """Local state was replaced: it differed from REST beyond in-flight updates (``reason``
+    ``"drift"``), or the subscription went silent while connected and was re-subscribed
+    (``reason`` starting with ``"idle"``: the idle watchdog; no differences listed)."""
+
+    channel: str
+    id: Optional[str]
+    differences: int
+    detail: List[Tuple[Any, ...]]
+    reason: str = "drift"
+
+
 class EventHub:
     """Callbacks per event name; thread-safe registration."""
 

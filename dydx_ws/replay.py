@@ -62,11 +62,11 @@ from typing import (
     Union,
 )
 
-from .decode import decode_message
+from .engine._subscriptions import Key, Topic
 from .errors import DecodeError, DydxConnectionError, DydxWsError, SubscriptionError
 from .events import ErrorEvent
-from .messages import Message
-from .subscriptions import Key, Topic
+from .protocol._decode import decode_message
+from .protocol._messages import Message
 
 if TYPE_CHECKING:
     from .client import DydxWebSocketClient
@@ -250,8 +250,11 @@ def _gzip_lines(path: PathLike) -> Iterator[str]:
                 yield line.decode("utf-8", errors="replace") + "\n"
         pending += inflate.flush()
         if started:
-            log.warning("%s: the compressed stream is cut (the recorder did not close it): "
-                        "replaying up to the cut", path)
+            log.warning(
+                "%s: the compressed stream is cut (the recorder did not close it): "
+                "replaying up to the cut",
+                path,
+            )
         if pending:
             yield pending.decode("utf-8", errors="replace")
 

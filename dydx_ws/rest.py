@@ -3,7 +3,7 @@
 :class:`IndexerRestClient` wraps one :class:`requests.Session` (connection keep-alive, TLS
 verification on by default) and turns every endpoint of protocol.md §5 into a method returning the
 same dataclasses the WebSocket client produces, decoded with the generated fast decoders of
-:mod:`dydx_ws.codec` (never ``from_dict``).
+:mod:`dydx_ws.protocol._decoders` (never ``from_dict``).
 
 Behaviour:
 
@@ -23,7 +23,7 @@ Behaviour:
   through history (newest first) with the cursors of protocol.md §5.3/§5.4.
 
 :meth:`IndexerRestClient.with_limiter` gives a view whose requests go through a per-route budget
-(:mod:`dydx_ws.route_limits`); the WebSocket client uses one for its own background requests.
+(:mod:`dydx_ws._route_limits`); the WebSocket client uses one for its own background requests.
 
 All methods are blocking; the client may be shared by threads (``requests.Session`` is used for
 plain GETs only). ``close()`` also interrupts a pending retry wait.
@@ -59,7 +59,7 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from .codec import decoder_for, locate_error
+from ._route_limits import RouteLimiter
 from .errors import DecodeError, DydxConnectionError, DydxWsError, RestError
 from .models import (
     AddressResponse,
@@ -88,8 +88,8 @@ from .models import (
     parse_timestamp,
 )
 from .network import Network
-from .route_limits import RouteLimiter
-from .validation import (
+from .protocol._decoders import decoder_for, locate_error
+from .protocol._validation import (
     validate_address,
     validate_resolution,
     validate_subaccount_number,
@@ -290,7 +290,7 @@ class IndexerRestClient:
     def with_limiter(self, limiter: RouteLimiter) -> IndexerRestClient:
         """A view of this client (same session, closed with it) whose requests go through
         ``limiter``'s per-route budget: it waits for a slot or raises
-        :class:`~dydx_ws.route_limits.RequestDeferred`, and a 429 blocks the route for its
+        :class:`~dydx_ws._route_limits.RequestDeferred`, and a 429 blocks the route for its
         ``Retry-After``. Used for the SDK's own background requests."""
         view = copy.copy(self)
         view._owns_session = False

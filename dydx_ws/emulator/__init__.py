@@ -1,9 +1,10 @@
 """A local dYdX v4 Indexer emulator (socks WebSocket + comlink REST) for offline tests.
 
 It writes raw JSON exactly as the real server does and never imports the client's models.
-``IndexerEmulator`` is imported lazily so that ``dydx_ws.emulator.cli`` can be registered without
+``IndexerEmulator`` is imported lazily so that ``dydx_ws.cli._emulator`` can be registered without
 the optional ``websockets`` dependency being installed.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any

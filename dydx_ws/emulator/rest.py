@@ -348,9 +348,7 @@ class Comlink:
         else:
             self._address_check(address, v, "query")
         number = v.raw(number_param)
-        n = self._number(
-            v, number_param, number if number is not None else "", max_number, "query"
-        )
+        n = self._number(v, number_param, number if number is not None else "", max_number, "query")
         filters = self._order_filters(v)
         v.check()
         assert address is not None

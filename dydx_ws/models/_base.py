@@ -177,7 +177,7 @@ _format_opt_height = _opt(str)
 _parse_opt_height = _opt(parse_height)
 
 # Field decoders whose result is exactly that of a plain conversion to this type, so generated
-# fast decoders (dydx_ws.codec) may inline the conversion instead of calling the decoder.
+# fast decoders (protocol/_decoders.py) may inline the conversion instead of calling the decoder.
 INLINE_DECODERS: Dict[Callable[[Any], Any], type] = {
     parse_decimal: Decimal,
     parse_timestamp: datetime,

@@ -111,7 +111,7 @@ def test_cli_serves_until_interrupted() -> None:
     # test does not depend on the other sub-commands registered in dydx_ws.cli.
     script = (
         "import argparse, sys\n"
-        "from dydx_ws.emulator.cli import register\n"
+        "from dydx_ws.cli._emulator import register\n"
         "parser = argparse.ArgumentParser(prog='dydx-ws')\n"
         "register(parser.add_subparsers())\n"
         "args = parser.parse_args(sys.argv[1:])\n"

@@ -19,8 +19,8 @@ from helpers.fault_server import FaultServer, RawConn, channel_data, serve_index
 from waiting import wait_until
 
 from dydx_ws import DecodeError, DydxWebSocketClient, ReconnectPolicy, SubscriptionError
+from dydx_ws.engine._subscriptions import SubscriptionState
 from dydx_ws.events import ErrorEvent
-from dydx_ws.subscriptions import SubscriptionState
 
 FRAMES = Path(__file__).resolve().parents[1] / "fixtures" / "frames"
 TIMEOUT = 20.0

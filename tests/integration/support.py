@@ -12,7 +12,7 @@ from typing import Any, Callable, DefaultDict, Dict, List, Optional, Tuple, Type
 
 from dydx_ws import CandleResolution, DydxWebSocketClient, ReconnectPolicy
 from dydx_ws.emulator import IndexerEmulator
-from dydx_ws.messages import Message
+from dydx_ws.protocol._messages import Message
 
 T = TypeVar("T")
 FAST_EMULATOR = dict(block_time=0.05, batch_interval=0.1, warmup_blocks=60, close_timeout=0.5)

@@ -13,7 +13,7 @@ from waiting import wait_until
 
 from dydx_ws import CandleResolution, DydxWebSocketClient, SubscriptionError
 from dydx_ws.emulator import IndexerEmulator
-from dydx_ws.subscriptions import SubscriptionState
+from dydx_ws.engine._subscriptions import SubscriptionState
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -81,9 +81,7 @@ def test_unsubscribe_while_the_snapshot_is_pending_ends_it_on_the_server(
         sub.unsubscribe()
         # the late ``subscribed`` registers it server-side; the client then unsubscribes again
         wait_until(lambda: client.stats()["unrouted"] >= 1, timeout=15)
-        wait_until(
-            lambda: not any(c == "v4_trades" for _, c, _ in emu.subscriptions()), timeout=15
-        )
+        wait_until(lambda: not any(c == "v4_trades" for _, c, _ in emu.subscriptions()), timeout=15)
         assert sub.state is SubscriptionState.UNSUBSCRIBED
 
 
@@ -150,8 +148,9 @@ def test_silent_book_is_judged_by_blocks_and_resubscribed(
         assert event.reason.startswith("idle: no message for ") and event.reason.endswith("blocks")
         assert not any(e.id == "ETH-USD" for e in events)  # the moving book is left alone
         wait_until(lambda: not client.order_book("BTC-USD").stale, timeout=10)
-        assert client.stats()["subscriptions"]["v4_orderbook/BTC-USD"]["messages"] > (
-            snapshots["v4_orderbook/BTC-USD"]["messages"]
+        assert (
+            client.stats()["subscriptions"]["v4_orderbook/BTC-USD"]["messages"]
+            > (snapshots["v4_orderbook/BTC-USD"]["messages"])
         )
 
 
@@ -168,7 +167,6 @@ def test_paused_chain_does_not_resubscribe_books(make_emu: Callable[..., Indexer
         quiet = threading.Event()
         assert not quiet.wait(2.0)  # an observation window: 40 block times without blocks
         assert client.stats()["idle_resyncs"] == 0
-
 
 
 def _rest_client(emu: IndexerEmulator, **kwargs: Any) -> DydxWebSocketClient:

@@ -13,10 +13,9 @@ import pytest
 from support import FAST_EMULATOR, FAST_RECONNECT, Recorder
 from waiting import wait_until
 
-from dydx_ws import DydxWebSocketClient, SubscriptionState, TradesMessage
+from dydx_ws import DydxWebSocketClient, ResyncEvent, SubscriptionState, TradesMessage
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.models import OrderbookResponse, PerpetualMarket
-from dydx_ws.resync import ResyncEvent
 
 
 def book_matches_rest(client: DydxWebSocketClient, emu: IndexerEmulator, ticker: str) -> bool:

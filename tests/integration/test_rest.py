@@ -47,8 +47,8 @@ from dydx_ws.models import (
     TradesResponse,
     parse_timestamp,
 )
+from dydx_ws.protocol._validation import make_address
 from dydx_ws.rest import IndexerRestClient, RestConnectionError, RestTimeoutError
-from dydx_ws.validation import make_address
 
 MARKETS = ["BTC-USD", "ETH-USD"]
 OTHER_ADDRESS = make_address(bytes(range(20)))

@@ -25,7 +25,9 @@ sys.meta_path.insert(0, _Block())
 
 
 def _run(args: List[str], prelude: str = "", timeout: float = 30) -> subprocess.CompletedProcess:
-    code = prelude + "\nimport sys\nfrom dydx_ws.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = (
+        prelude + "\nimport sys\nfrom dydx_ws.cli._main import main\nsys.exit(main(sys.argv[1:]))"
+    )
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,

@@ -14,7 +14,8 @@ pytest.importorskip("rich")
 from rich.console import Console
 
 from dydx_ws import DydxWebSocketClient
-from dydx_ws.cli_commands import demo, views
+from dydx_ws.cli import _demo as demo
+from dydx_ws.cli import _views as views
 from dydx_ws.emulator import IndexerEmulator
 
 MARKETS = ["BTC-USD", "ETH-USD"]

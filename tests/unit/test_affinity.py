@@ -11,7 +11,7 @@ from typing import Dict, Iterator, List, Optional
 
 import pytest
 
-from dydx_ws.affinity import AutoAffinity, CpuProbe
+from dydx_ws.engine._cpu_placement import AutoAffinity, CpuProbe
 
 pytestmark = pytest.mark.skipif(
     not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -47,8 +47,7 @@ class ScriptedProbe(CpuProbe):
 def threads() -> Iterator[List[threading.Thread]]:
     done = threading.Event()
     started = [
-        threading.Thread(target=done.wait, name=f"test-affinity-{i}", daemon=True)
-        for i in range(3)
+        threading.Thread(target=done.wait, name=f"test-affinity-{i}", daemon=True) for i in range(3)
     ]
     for t in started:
         t.start()
@@ -149,7 +148,7 @@ def test_the_real_probe_reads_this_machine() -> None:
 def test_nothing_to_do_with_a_single_cpu() -> None:
     code = (
         "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))});"
-        "from dydx_ws.affinity import AutoAffinity;"
+        "from dydx_ws.engine._cpu_placement import AutoAffinity;"
         "print(AutoAffinity.create(lambda: []))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

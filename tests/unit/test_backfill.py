@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from dydx_ws import TradesMessage, decode_message
-from dydx_ws.backfill import TradeBackfill
 from dydx_ws.rest import IndexerRestClient
+from dydx_ws.state._backfill import TradeBackfill
 
 TICKER = "BTC-USD"
 _ids = iter(range(1, 10**9))
@@ -203,7 +203,7 @@ def test_rest_failure_still_delivers_the_snapshot_part(
     history.fail = True
     filler = TradeBackfill(TICKER, rest)
     filler.before_delivery(frame(hex_trades(tid(5)), snapshot=True))
-    with caplog.at_level(logging.WARNING, logger="dydx_ws.backfill"):
+    with caplog.at_level(logging.WARNING, logger="dydx_ws.state._backfill"):
         extra = filler.before_delivery(frame(hex_trades(tid(30), tid(20)), snapshot=True))
     assert ids(extra) == [tid(20), tid(30)]
     assert "incomplete" in caplog.text

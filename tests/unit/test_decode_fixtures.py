@@ -12,9 +12,6 @@ import pytest
 from fixture_corpus import frame_text, manifest, raw_bytes, rest_body
 
 from dydx_ws import DecodeError, UnknownMessage, decode_message
-from dydx_ws.codec import decoder_for
-from dydx_ws.decode import CHANNELS, reference_decode
-from dydx_ws.messages import Message
 from dydx_ws.models import (
     AddressResponse,
     AssetPositionsResponse,
@@ -31,6 +28,9 @@ from dydx_ws.models import (
     TradesResponse,
     WireModel,
 )
+from dydx_ws.protocol._decode import CHANNELS, reference_decode
+from dydx_ws.protocol._decoders import decoder_for
+from dydx_ws.protocol._messages import Message
 
 FRAMES = manifest("frame")
 MALFORMED = manifest("malformed")
@@ -200,7 +200,7 @@ def test_orders_carry_created_at_and_twap_builder_fields_and_ignore_unknown_keys
     from datetime import datetime, timezone
     from decimal import Decimal
 
-    from dydx_ws.messages import SubaccountMessage
+    from dydx_ws.protocol._messages import SubaccountMessage
 
     (rest_entry,) = [
         e for e in manifest("rest") if e["file"].endswith("derived-twap-builder-created-at.json")
@@ -217,9 +217,7 @@ def test_orders_carry_created_at_and_twap_builder_fields_and_ignore_unknown_keys
     assert suborder.order_flags == "256" and suborder.created_at is not None
     assert long_term.created_at == datetime(2026, 3, 1, 12, 0, 1, tzinfo=timezone.utc)
     assert "someFutureField" not in long_term.to_dict()
-    (frame_entry,) = [
-        e for e in FRAMES if e["file"].endswith("derived-order-twap-created-at.json")
-    ]
+    (frame_entry,) = [e for e in FRAMES if e["file"].endswith("derived-order-twap-created-at.json")]
     msg = decode_message(frame_text(frame_entry))
     assert isinstance(msg, SubaccountMessage)
     assert msg.orders[0].created_at == twap.created_at

@@ -1,4 +1,5 @@
-"""Behaviour of dydx_ws.dispatch.Dispatcher: ordering, parallelism, overflow, errors, shutdown.
+"""The worker pool's Dispatcher (engine/_worker_pool.py): ordering, parallelism, overflow,
+errors, shutdown.
 
 Synchronisation is by Events with generous timeouts, never by sleeping. The only waits that
 measure time check that something is still blocked (which noise can only make more true).
@@ -14,8 +15,8 @@ from typing import Any, Callable, Dict, Hashable, Iterator, List, Tuple
 
 import pytest
 
-from dydx_ws import dispatch
-from dydx_ws.dispatch import Dispatcher, OverflowPolicy
+from dydx_ws.engine import _worker_pool as dispatch
+from dydx_ws.engine._worker_pool import Dispatcher, OverflowPolicy
 
 WAIT = 10.0  # generous timeout for anything that should happen "soon"
 _counter = itertools.count()
@@ -249,7 +250,7 @@ def test_drop_without_on_drop_is_logged(
     d.submit("k", 0)
     assert gate.entered.wait(WAIT)
     d.submit("k", 1)
-    with caplog.at_level(logging.WARNING, logger="dydx_ws.dispatch"):
+    with caplog.at_level(logging.WARNING, logger="dydx_ws.engine._worker_pool"):
         assert d.submit("k", 2) is False
     assert "dropped 1 item for key 'k'" in caplog.text
     gate.release.set()
@@ -285,7 +286,7 @@ def test_handler_exception_logged_and_broken_error_callback_survived(
 
     d1 = make(lambda k, i: 1 / 0)
     d2 = make(lambda k, i: 1 / 0, on_handler_error=bad_callback)
-    with caplog.at_level(logging.ERROR, logger="dydx_ws.dispatch"):
+    with caplog.at_level(logging.ERROR, logger="dydx_ws.engine._worker_pool"):
         for d in (d1, d2):
             d.submit("k", 1)
             d.submit("k", 2)
@@ -464,7 +465,7 @@ def test_stop_is_bounded_when_a_handler_blocks_forever(
         d.submit("k", 1)
         assert entered.wait(WAIT)
         started = time.monotonic()
-        with caplog.at_level(logging.WARNING, logger="dydx_ws.dispatch"):
+        with caplog.at_level(logging.WARNING, logger="dydx_ws.engine._worker_pool"):
             assert d.stop(0.2) is False
         assert time.monotonic() - started < WAIT
         leaked = d.leaked_threads()

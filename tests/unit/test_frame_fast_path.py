@@ -9,7 +9,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-from dydx_ws.connection import _BufferedSocket
+from dydx_ws.transport._connection import _BufferedSocket
 
 
 def frame(payload: bytes, first: int = 0x81, mask: bool = False) -> bytes:
@@ -114,9 +114,7 @@ def test_a_frame_cut_by_the_end_of_a_read_is_completed_by_fill(
 
 
 @pytest.mark.parametrize("cut", [0, 1, 3, 9])  # inside the header, at every length encoding
-def test_fill_completes_a_cut_header(
-    pair: Tuple[socket.socket, _BufferedSocket], cut: int
-) -> None:
+def test_fill_completes_a_cut_header(pair: Tuple[socket.socket, _BufferedSocket], cut: int) -> None:
     writer, reader = pair
     payload = b"z" * 70000
     data = frame(payload)

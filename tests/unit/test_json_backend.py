@@ -11,7 +11,8 @@ import orjson
 import pytest
 from fixture_corpus import manifest, raw_bytes
 
-from dydx_ws import DecodeError, decode_message, json_backend
+from dydx_ws import DecodeError, decode_message
+from dydx_ws.protocol import _json as json_backend
 
 RAW_INPUTS = [raw_bytes(e) for e in manifest("frame") + manifest("malformed")]
 

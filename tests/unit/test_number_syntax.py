@@ -10,9 +10,9 @@ from typing import Any, Dict
 import pytest
 
 from dydx_ws import DecodeError, decode_message
-from dydx_ws.decode import reference_decode
 from dydx_ws.models import PerpetualMarket, PriceLevel
 from dydx_ws.models._base import parse_decimal
+from dydx_ws.protocol._decode import reference_decode
 
 ODD = [
     "NaN",

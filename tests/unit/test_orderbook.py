@@ -1,4 +1,4 @@
-"""Behaviour of dydx_ws.orderbook.OrderBook, fed with decoded wire frames (protocol.md §3.3).
+"""Behaviour of dydx_ws.state._orderbook.OrderBook, fed with decoded wire frames (protocol.md §3.3).
 
 Covers the book bugs other SDKs shipped (anchors.md §3 items 6, 21-24): snapshots merged into a
 stale book, deletes of absent levels raising, unsorted sides, float keys, crossed books.
@@ -19,7 +19,7 @@ import pytest
 
 from dydx_ws import OrderbookMessage, decode_message
 from dydx_ws.models import PriceLevel
-from dydx_ws.orderbook import BookDepth, OrderBook
+from dydx_ws.state._orderbook import BookDepth, OrderBook
 
 FRAMES = Path(__file__).resolve().parent.parent / "fixtures" / "frames"
 D = Decimal

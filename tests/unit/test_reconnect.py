@@ -1,4 +1,4 @@
-"""Every rule of dydx_ws.reconnect, deterministic under a fake clock and a seeded rng."""
+"""Every rule of dydx_ws.transport._reconnect, deterministic under a fake clock and a seeded rng."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from dydx_ws.reconnect import Backoff, ReconnectPolicy
+from dydx_ws.transport._reconnect import Backoff, ReconnectPolicy
 
 
 class FakeClock:

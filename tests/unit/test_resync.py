@@ -9,6 +9,15 @@ from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
 
+from dydx_ws import ResyncEvent
+from dydx_ws.engine._drift_repair import (
+    DriftRepair,
+    account_diff,
+    book_diff,
+    confirm_drift,
+    markets_diff,
+)
+from dydx_ws.engine._subscriptions import SubscriptionState
 from dydx_ws.events import Counters
 from dydx_ws.models import (
     AssetPosition,
@@ -19,17 +28,8 @@ from dydx_ws.models import (
     PriceLevel,
     Subaccount,
 )
-from dydx_ws.orderbook import OrderBook
-from dydx_ws.resync import (
-    DriftRepair,
-    ResyncEvent,
-    account_diff,
-    book_diff,
-    confirm_drift,
-    markets_diff,
-)
 from dydx_ws.state import SubaccountState
-from dydx_ws.subscriptions import SubscriptionState
+from dydx_ws.state._orderbook import OrderBook
 
 D = Decimal
 ADDR = "dydx14zzueazeh0hj67cghhf9jypslcf9sh2n5k6art"

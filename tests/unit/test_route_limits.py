@@ -8,7 +8,7 @@ from typing import List
 
 import pytest
 
-from dydx_ws.route_limits import RequestDeferred, RouteLimiter
+from dydx_ws._route_limits import RequestDeferred, RouteLimiter
 
 
 class Clock:

@@ -7,9 +7,9 @@ from typing import Optional
 
 import pytest
 
-from dydx_ws.messages import ErrorMessage
-from dydx_ws.server_errors import ErrorAction, action_for, keys_of_error
-from dydx_ws.subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.engine._subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.protocol._messages import ErrorMessage
+from dydx_ws.protocol._server_errors import ErrorAction, action_for, keys_of_error
 
 
 @pytest.fixture

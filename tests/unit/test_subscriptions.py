@@ -3,7 +3,7 @@
 import threading
 from typing import List
 
-from dydx_ws.subscriptions import SubscriptionRegistry, SubscriptionState, Topic
+from dydx_ws.engine._subscriptions import SubscriptionRegistry, SubscriptionState, Topic
 
 
 def test_handles_share_a_topic_and_the_last_release_ends_it() -> None:

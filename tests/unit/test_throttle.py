@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
-from dydx_ws.throttle import Throttle
+from dydx_ws.engine._throttle import Throttle
 
 
 def test_one_report_per_interval_per_category_with_the_held_back_count() -> None:

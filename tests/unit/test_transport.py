@@ -10,9 +10,9 @@ from typing import Callable, Hashable, Iterator, List, Tuple
 
 import pytest
 
-from dydx_ws.connection import ProtocolViolation, _BufferedSocket, _parse_close
 from dydx_ws.events import RAW_EXCERPT, Emitter, ErrorEvent, EventHub
-from dydx_ws.transport import HandshakeError, check_upgrade, parse_retry_after
+from dydx_ws.transport._connection import ProtocolViolation, _BufferedSocket, _parse_close
+from dydx_ws.transport._opening import HandshakeError, check_upgrade, parse_retry_after
 
 
 def test_retry_after_seconds_and_dates() -> None:

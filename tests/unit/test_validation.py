@@ -1,4 +1,4 @@
-"""dydx_ws.validation: tickers, candle resolutions, bech32 addresses, subaccount numbers."""
+"""protocol/_validation.py: tickers, candle resolutions, bech32 addresses, subaccount numbers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import enum
 
 import pytest
 
-from dydx_ws.validation import (
+from dydx_ws.protocol._validation import (
     CANDLE_RESOLUTIONS,
     make_address,
     validate_address,
@@ -153,7 +153,7 @@ def test_make_address_reproduces_real_address() -> None:
     ],
 )
 def test_checksum_matches_bip173_vectors(vector: str) -> None:
-    from dydx_ws import validation as v
+    from dydx_ws.protocol import _validation as v
 
     lowered = vector.lower()
     hrp, data = lowered[: lowered.rfind("1")], lowered[lowered.rfind("1") + 1 :]
@@ -163,7 +163,7 @@ def test_checksum_matches_bip173_vectors(vector: str) -> None:
 def test_bip173_segwit_vector_through_make_address_checksum() -> None:
     # bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4 = hrp "bc", witness version 0 ("q"), then the
     # 20-byte program. make_address has no version byte, so rebuild the checksum the same way.
-    from dydx_ws import validation as v
+    from dydx_ws.protocol import _validation as v
 
     program = bytes.fromhex("751e76e8199196d454941c45d1b3a323f1433bd6")
     data = [0, *v._convert_bits(program, 8, 5, pad=True)]
@@ -221,7 +221,7 @@ def test_payload_length_must_be_20_or_32() -> None:
 
 def test_bech32m_checksum_is_rejected() -> None:
     # Build a bech32m string by hand: same data, checksum constant 0x2bc830a3.
-    from dydx_ws import validation as v
+    from dydx_ws.protocol import _validation as v
 
     data = v._convert_bits(bytes(20), 8, 5, pad=True)
     polymod = v._polymod([*v._hrp_expand("dydx"), *data, 0, 0, 0, 0, 0, 0]) ^ 0x2BC830A3
@@ -234,7 +234,7 @@ def test_bech32m_checksum_is_rejected() -> None:
 def test_non_zero_padding_is_rejected() -> None:
     # 20 bytes = 160 bits = 32 groups of 5: no padding. 21 bytes -> 34 groups with 2 padding
     # bits; set them and re-checksum to hit the padding rule rather than the checksum.
-    from dydx_ws import validation as v
+    from dydx_ws.protocol import _validation as v
 
     data = v._convert_bits(bytes(21), 8, 5, pad=True)
     data[-1] |= 1

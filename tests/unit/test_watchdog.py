@@ -6,9 +6,9 @@ from typing import List, Optional, Tuple
 
 import pytest
 
+from dydx_ws.engine._subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.engine._watchdog import DEFAULT_IDLE_LIMITS, IdleLimit, IdleWatchdog, parse_limits
 from dydx_ws.state import MarketsState
-from dydx_ws.subscriptions import SubscriptionRegistry, Topic
-from dydx_ws.watchdog import DEFAULT_IDLE_LIMITS, IdleLimit, IdleWatchdog, parse_limits
 
 Key = Tuple[str, Optional[str]]
 

@@ -1,0 +1,381 @@
+"""Subscriptions: what is sent on the wire, how acknowledgements are matched, and the handles
+users hold.
+
+- A :class:`Topic` is one server-side subscription: channel, the id sent on the wire and the
+  ``batched`` flag. Its ``key`` is ``(channel, normalised id)`` — the id the server puts on
+  ``subscribed`` and data frames (none for ``v4_markets``, ``"v4_block_height"`` for block height,
+  protocol.md §2.6) — so acknowledgements and data are matched exactly.
+- A :class:`Subscription` is the handle ``subscribe_*`` returns. Several handles may share one
+  topic (one server subscription, callbacks fanned out); the topic is unsubscribed on the wire
+  when its last handle goes.
+- State machine per topic: ``pending`` (sent or waiting for a connection) → ``active`` on
+  ``subscribed``; ``failed`` on a non-retryable server error; back to ``pending`` on disconnect,
+  when it is re-sent with its original parameters; ``unsubscribed`` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from ..errors import DydxWsError, SubscriptionError
+
+if TYPE_CHECKING:
+    from ..protocol._messages import Message
+
+__all__ = ["Subscription", "SubscriptionRegistry", "SubscriptionState", "Topic"]
+
+Key = Tuple[str, Optional[str]]
+Callback = Callable[["Message"], Any]
+
+# Per-connection subscription limits (protocol.md §4.4).
+CHANNEL_LIMITS = {
+    "v4_markets": 32,
+    "v4_trades": 32,
+    "v4_orderbook": 32,
+    "v4_candles": 32,
+    "v4_subaccounts": 256,
+    "v4_parent_subaccounts": 256,
+    "v4_block_height": 1,
+}
+RETRYABLE_PREFIX = "Internal error, could not fetch data for subscription"
+
+
+class SubscriptionState(str, Enum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    FAILED = "failed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+def normalised_id(channel: str, wire_id: Optional[str]) -> Optional[str]:
+    """The id the server uses on its frames for a subscribe sent with ``wire_id``."""
+    if channel == "v4_markets":
+        return None
+    if channel == "v4_block_height":
+        return wire_id or "v4_block_height"
+    return wire_id
+
+
+class Topic:
+    """One server-side subscription (immutable)."""
+
+    __slots__ = ("batched", "channel", "key", "wire_id")
+
+    def __init__(self, channel: str, wire_id: Optional[str], batched: bool) -> None:
+        self.channel = channel
+        self.wire_id = wire_id
+        self.batched = batched
+        self.key: Key = (channel, normalised_id(channel, wire_id))
+
+    def subscribe_text(self) -> str:
+        msg: Dict[str, Any] = {"type": "subscribe", "channel": self.channel}
+        if self.wire_id is not None:
+            msg["id"] = self.wire_id
+        if self.batched:
+            msg["batched"] = True
+        return json.dumps(msg, separators=(",", ":"))
+
+    def unsubscribe_text(self) -> str:
+        msg: Dict[str, Any] = {"type": "unsubscribe", "channel": self.channel}
+        if self.wire_id is not None:
+            msg["id"] = self.wire_id
+        return json.dumps(msg, separators=(",", ":"))
+
+    def __repr__(self) -> str:
+        batched = ", batched" if self.batched else ""
+        return f"Topic({self.channel}, {self.wire_id!r}{batched})"
+
+
+class _Entry:
+    """Registry-internal state of one topic (guarded by the registry lock)."""
+
+    def __init__(self, topic: Topic) -> None:
+        self.topic = topic
+        self.handles: List[Subscription] = []
+        self.state = SubscriptionState.PENDING
+        self.delivered = False  # the current snapshot has been applied to local state
+        self.error: Optional[SubscriptionError] = None
+        self.changed = threading.Condition()
+        self.retries = 0
+        self.sent_seq = 0  # order of its last subscribe written on the wire; 0: none unanswered
+        self.messages = 0
+        self.arrivals = 0  # data frames routed to it on the I/O thread (watchdog.py)
+        self.last_message_at: Optional[float] = None  # time.time() of the last message
+
+
+class Subscription:
+    """A live subscription handle: ``state``, ``wait_subscribed(timeout)``, ``unsubscribe()``."""
+
+    def __init__(
+        self,
+        registry: SubscriptionRegistry,
+        entry: _Entry,
+        callback: Optional[Callback],
+        params: Dict[str, Any],
+    ) -> None:
+        self._registry = registry
+        self._entry = entry
+        self._callback = callback
+        self._closed = False
+        self.params: Dict[str, Any] = params
+        """The arguments it was made with (ticker, resolution, address, ...)."""
+
+    @property
+    def channel(self) -> str:
+        return self._entry.topic.channel
+
+    @property
+    def id(self) -> Optional[str]:
+        """The id the server uses for it (None for markets)."""
+        return self._entry.topic.key[1]
+
+    @property
+    def key(self) -> Key:
+        return self._entry.topic.key
+
+    @property
+    def batched(self) -> bool:
+        return self._entry.topic.batched
+
+    @property
+    def state(self) -> SubscriptionState:
+        return SubscriptionState.UNSUBSCRIBED if self._closed else self._entry.state
+
+    @property
+    def error(self) -> Optional[SubscriptionError]:
+        """Why the server failed it (state ``failed``), else None."""
+        return self._entry.error
+
+    @property
+    def messages_received(self) -> int:
+        return self._entry.messages
+
+    @property
+    def last_message_at(self) -> Optional[float]:
+        return self._entry.last_message_at
+
+    def wait_subscribed(self, timeout: Optional[float] = None) -> bool:
+        """Block until the server confirmed it and its snapshot is in local state (so
+        ``client.order_book``, ``markets`` and ``subaccount`` reflect it): True; False on
+        timeout (or if unsubscribed).
+
+        Raises :class:`~dydx_ws.SubscriptionError` with the server's text if it failed (also,
+        at once, when the client gave up reconnecting: its ``__cause__`` is the
+        :class:`~dydx_ws.DydxConnectionError`), and :class:`~dydx_ws.DydxWsError` if the client
+        was never started.
+        """
+        hint = self._registry.not_started()
+        if hint is not None:
+            raise DydxWsError(hint)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        entry = self._entry
+        with entry.changed:
+            while True:
+                if self._closed:
+                    return False
+                if entry.state is SubscriptionState.ACTIVE and entry.delivered:
+                    return True
+                if entry.state is SubscriptionState.FAILED:
+                    assert entry.error is not None
+                    raise entry.error
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                entry.changed.wait(remaining)
+
+    def unsubscribe(self) -> None:
+        """Stop receiving messages; the server subscription ends with the last handle.
+        Idempotent; safe from callbacks."""
+        self._registry.release(self)
+
+    def __repr__(self) -> str:
+        target = f"{self.channel}" + (f" {self.id}" if self.id else "")
+        return f"<Subscription {target} {self.state.value}>"
+
+
+class SubscriptionRegistry:
+    """All topics of one client, their handles and states; thread-safe."""
+
+    def __init__(
+        self,
+        on_last_release: Callable[[Topic], None],
+        lock: Optional[threading.RLock] = None,
+    ) -> None:
+        # The client passes its own lock: a last release (and its unsubscribe on the wire) must
+        # be atomic with a concurrent ``add`` of the same topic, or the unsubscribe could follow
+        # the new subscribe and end the server subscription the new handle relies on.
+        self._lock = lock if lock is not None else threading.RLock()
+        self._entries: Dict[Key, _Entry] = {}
+        self._on_last_release = on_last_release
+        self._sent = 0  # subscribes written, for last_sent_unanswered
+        #: None, or why waiting cannot succeed yet (the client owning it was never started).
+        self.not_started: Callable[[], Optional[str]] = lambda: None
+
+    # -- user side --------------------------------------------------------------------------
+    def add(
+        self, topic: Topic, callback: Optional[Callback], params: Dict[str, Any]
+    ) -> Tuple[Subscription, bool]:
+        """Register a handle; returns it and whether the topic is new (must be sent)."""
+        with self._lock:
+            entry = self._entries.get(topic.key)
+            is_new = entry is None or entry.state is SubscriptionState.FAILED
+            if is_new:
+                count = sum(1 for k in self._entries if k[0] == topic.channel)
+                limit = CHANNEL_LIMITS.get(topic.channel)
+                if entry is None and limit is not None and count >= limit:
+                    raise SubscriptionError(
+                        f"Per-connection subscription limit reached for {topic.channel} "
+                        f"(limit={limit}); use another client for more",
+                        channel=topic.channel,
+                        id=topic.key[1],
+                    )
+                old = entry
+                entry = _Entry(topic)
+                if old is not None:  # a failed topic is retried afresh, keeping its handles
+                    entry.handles = old.handles
+                    for h in old.handles:
+                        h._entry = entry
+                self._entries[topic.key] = entry
+            assert entry is not None
+            handle = Subscription(self, entry, callback, params)
+            entry.handles.append(handle)
+            return handle, is_new
+
+    def release(self, handle: Subscription) -> None:
+        with self._lock:
+            if handle._closed:
+                return
+            handle._closed = True
+            entry = handle._entry
+            if handle in entry.handles:
+                entry.handles.remove(handle)
+            if not entry.handles and self._entries.get(entry.topic.key) is entry:
+                del self._entries[entry.topic.key]
+                self._set(entry, SubscriptionState.UNSUBSCRIBED)
+                self._on_last_release(entry.topic)  # under the lock: see __init__
+        with entry.changed:
+            entry.changed.notify_all()
+
+    # -- connection side (I/O thread) ----------------------------------------------------------
+    def topics(self) -> List[Topic]:
+        with self._lock:
+            return [e.topic for e in self._entries.values()]
+
+    def get(self, key: Key) -> Optional[_Entry]:
+        return self._entries.get(key)
+
+    def handles(self, key: Key) -> List[Subscription]:
+        entry = self._entries.get(key)
+        return list(entry.handles) if entry is not None else []
+
+    def mark_all_pending(self) -> List[Topic]:
+        """On disconnect: every live topic must be re-sent; returns them."""
+        with self._lock:
+            out = []
+            for entry in self._entries.values():
+                if entry.state is not SubscriptionState.FAILED:
+                    entry.delivered = False
+                    entry.sent_seq = 0
+                    self._set(entry, SubscriptionState.PENDING)
+                    out.append(entry.topic)
+            return out
+
+    def confirm(self, key: Key, *, delivered: bool = False) -> bool:
+        """A ``subscribed`` arrived (``delivered``: no snapshot will follow, e.g. "already
+        subscribed"); True if it was for a known topic."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return False
+            entry.retries = 0
+            entry.sent_seq = 0
+            entry.error = None
+            entry.delivered = entry.delivered or delivered
+            self._set(entry, SubscriptionState.ACTIVE)
+            return True
+
+    def mark_delivered(self, key: Key) -> None:
+        """The snapshot of ``key`` has been applied to local state (worker thread)."""
+        entry = self._entries.get(key)
+        if entry is not None and not entry.delivered:
+            with entry.changed:
+                entry.delivered = True
+                entry.changed.notify_all()
+
+    def fail(self, key: Key, text: str, cause: Optional[BaseException] = None) -> Optional[Topic]:
+        """``key`` failed for good; ``cause`` (e.g. the DecodeError of its snapshot) becomes the
+        ``__cause__`` of the SubscriptionError that ``wait_subscribed`` raises."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            entry.error = SubscriptionError(text, channel=key[0], id=key[1])
+            entry.error.__cause__ = cause
+            self._set(entry, SubscriptionState.FAILED)
+            return entry.topic
+
+    def unconfirm(self, key: Key) -> None:
+        """Its snapshot was lost (it could not be decoded): pending again until a new one."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.state is SubscriptionState.ACTIVE:
+                entry.delivered = False
+                self._set(entry, SubscriptionState.PENDING)
+
+    def note_retry(self, key: Key) -> int:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return 0
+            entry.retries += 1
+            return entry.retries
+
+    def note_sent(self, key: Key) -> None:
+        """A subscribe of ``key`` was written on the wire (I/O thread)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._sent += 1
+                entry.sent_seq = self._sent
+
+    def note_answered(self, key: Key) -> None:
+        """The server answered the last subscribe of ``key`` (an error about it)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                entry.sent_seq = 0
+
+    def last_sent_unanswered(self, channel: str) -> Optional[Key]:
+        """The subscription of ``channel`` whose subscribe was written last and has no answer
+        yet: the one a refusal without channel/id (the per-connection limit) is about, since
+        the server refuses at once, before answering earlier subscribes still fetching."""
+        with self._lock:
+            best: Optional[_Entry] = None
+            for k, e in self._entries.items():
+                if k[0] == channel and e.sent_seq and (best is None or e.sent_seq > best.sent_seq):
+                    best = e
+            return best.topic.key if best is not None else None
+
+    def pending_of_channel(self, channel: str) -> List[Key]:
+        with self._lock:
+            return [
+                k
+                for k, e in self._entries.items()
+                if k[0] == channel and e.state is SubscriptionState.PENDING
+            ]
+
+    def count_message(self, entry: _Entry, received_at: float) -> None:
+        entry.messages += 1
+        entry.last_message_at = received_at
+
+    def _set(self, entry: _Entry, state: SubscriptionState) -> None:
+        with entry.changed:
+            entry.state = state
+            entry.changed.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._entries)
