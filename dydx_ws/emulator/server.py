@@ -8,12 +8,14 @@ waits for the result.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import json
 import logging
 import threading
 import time
+import weakref
 from types import TracebackType
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
 
@@ -30,6 +32,17 @@ log = logging.getLogger("dydx_ws.emulator.server")
 
 T = TypeVar("T")
 THREAD_NAME = "dydx-emulator"
+EXIT_TIMEOUT = 3.0  # seconds for every emulator still running at interpreter exit, together
+_running: weakref.WeakSet[IndexerEmulator] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_emulators() -> None:
+    """The emulator's thread is a daemon (a script that never stops it still exits); stop the
+    ones still running so their clients get a proper close, within ``EXIT_TIMEOUT``."""
+    deadline = time.monotonic() + EXIT_TIMEOUT
+    for emulator in list(_running):
+        emulator.stop(timeout=max(0.1, deadline - time.monotonic()))
 SHUTDOWN_REASON = '{"message":"Service restarting"}'
 # Close codes a close frame may carry (RFC 6455 §7.4: 1005, 1006 and 1015 never go on the wire)
 SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})
@@ -141,9 +154,10 @@ class IndexerEmulator:
             self._ready.clear()
             self._startup_error = None
             self._stop_requested = False
-            thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=False)
+            thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
             self._thread = thread
             thread.start()
+            _running.add(self)
         if not self._ready.wait(timeout):
             self.stop()
             raise RuntimeError("emulator did not start in time")
@@ -174,6 +188,7 @@ class IndexerEmulator:
         with self._lock:
             if self._thread is thread and not thread.is_alive():
                 self._thread = None
+                _running.discard(self)
 
     def __enter__(self) -> IndexerEmulator:
         return self.start()

@@ -108,3 +108,28 @@ def test_a_second_ctrl_c_prints_no_threading_traceback(
     _, err = proc.communicate(timeout=15)
     assert proc.returncode != 0
     assert "_shutdown" not in err and "threading.py" not in err, err
+
+
+def test_a_script_that_never_stops_its_emulator_exits(tmp_path: Path) -> None:
+    script = write_script(
+        tmp_path,
+        textwrap.dedent(
+            """
+            import atexit, threading
+            def report():
+                alive = [t.name for t in threading.enumerate() if t.name == "dydx-emulator"]
+                print("emulator threads at exit:", alive)
+            atexit.register(report)  # registered first: runs after the emulator's own hook
+            from dydx_ws.emulator import IndexerEmulator
+            emu = IndexerEmulator(markets=["BTC-USD"], port=0).start()
+            print("serving", emu.ws_url, flush=True)
+            """
+        ),
+    )
+    started = time.monotonic()
+    r = run_script(script, [], timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "serving ws://127.0.0.1:" in r.stdout
+    assert "emulator threads at exit: []" in r.stdout, r.stdout
+    assert time.monotonic() - started < 20
+    assert "Traceback" not in r.stderr
