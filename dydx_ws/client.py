@@ -38,6 +38,16 @@ from .errors import DydxWsError
 from .events import Counters, Emitter, EventHub, ResyncEvent
 from .network import Network
 from .notebook import status_html, track
+from .protocol._channels import (
+    BLOCK_HEIGHT,
+    CANDLES,
+    MARKETS,
+    ORDERBOOK,
+    PARENT_SUBACCOUNTS,
+    SUBACCOUNTS,
+    TRADES,
+    channel,
+)
 from .protocol._messages import (
     BlockHeightMessage,
     CandlesMessage,
@@ -419,7 +429,7 @@ class DydxWebSocketClient:
         """
         ticker = validate_ticker(ticker)
         params = {"ticker": ticker, "backfill": bool(backfill)}
-        handle = self._subscribe("v4_trades", ticker, _untyped(callback), batched, params)
+        handle = self._subscribe(TRADES, _untyped(callback), batched, params)
         if backfill:
             with self._lock:
                 self._state.add_backfill(handle.key, ticker, self._background_rest)
@@ -436,7 +446,7 @@ class DydxWebSocketClient:
         book after each frame."""
         ticker = validate_ticker(ticker)
         params = {"ticker": ticker}
-        return self._subscribe("v4_orderbook", ticker, _untyped(callback), batched, params)
+        return self._subscribe(ORDERBOOK, _untyped(callback), batched, params)
 
     def subscribe_candles(
         self,
@@ -450,8 +460,7 @@ class DydxWebSocketClient:
         ticker = validate_ticker(ticker)
         res = validate_resolution(resolution)
         params = {"ticker": ticker, "resolution": res}
-        wire_id = f"{ticker}/{res}"
-        return self._subscribe("v4_candles", wire_id, _untyped(callback), batched, params)
+        return self._subscribe(CANDLES, _untyped(callback), batched, params)
 
     def subscribe_markets(
         self,
@@ -460,7 +469,7 @@ class DydxWebSocketClient:
         batched: Optional[bool] = None,
     ) -> Subscription:
         """Every perpetual market (snapshot, trading diffs, oracle prices): ``client.markets``."""
-        return self._subscribe("v4_markets", None, _untyped(callback), batched, {})
+        return self._subscribe(MARKETS, _untyped(callback), batched, {})
 
     def subscribe_subaccount(
         self,
@@ -474,8 +483,7 @@ class DydxWebSocketClient:
         address = validate_address(address)
         number = validate_subaccount_number(subaccount_number, parent=False)
         params = {"address": address, "subaccount_number": number}
-        wire_id = f"{address}/{number}"
-        return self._subscribe("v4_subaccounts", wire_id, _untyped(callback), batched, params)
+        return self._subscribe(SUBACCOUNTS, _untyped(callback), batched, params)
 
     def subscribe_parent_subaccount(
         self,
@@ -489,9 +497,7 @@ class DydxWebSocketClient:
         address = validate_address(address)
         number = validate_subaccount_number(parent_subaccount_number, parent=True)
         params = {"address": address, "subaccount_number": number}
-        wire_id = f"{address}/{number}"
-        channel = "v4_parent_subaccounts"
-        return self._subscribe(channel, wire_id, _untyped(callback), batched, params)
+        return self._subscribe(PARENT_SUBACCOUNTS, _untyped(callback), batched, params)
 
     def subscribe_block_height(
         self,
@@ -500,7 +506,7 @@ class DydxWebSocketClient:
         batched: Optional[bool] = None,
     ) -> Subscription:
         """Every new block's height and time."""
-        return self._subscribe("v4_block_height", None, _untyped(callback), batched, {})
+        return self._subscribe(BLOCK_HEIGHT, _untyped(callback), batched, {})
 
     def subscriptions(self) -> List[Subscription]:
         """Every live subscription handle."""
@@ -508,15 +514,17 @@ class DydxWebSocketClient:
 
     def _subscribe(
         self,
-        channel: str,
-        wire_id: Optional[str],
+        name: str,
         callback: Optional[Callback],
         batched: Optional[bool],
         params: Dict[str, Any],
     ) -> Subscription:
+        """Subscribe to channel ``name`` with validated ``params`` (its wire id is built from
+        them by the channel table)."""
         if callback is not None and not callable(callback):
             raise ValueError("callback must be callable")
-        topic = Topic(channel, wire_id, self._default_batched if batched is None else batched)
+        wire_id = channel(name).build_id(params)
+        topic = Topic(name, wire_id, self._default_batched if batched is None else batched)
         with self._lock:
             if self._stopping:
                 raise DydxWsError("this client was stopped; create a new one")
@@ -564,14 +572,14 @@ class DydxWebSocketClient:
 
     def subaccount(self, address: str, number: int = 0) -> SubaccountState:
         """The live view of a subscribed subaccount (``KeyError`` if not subscribed)."""
-        state = self._accounts.get(("v4_subaccounts", f"{address}/{number}"))
+        state = self._accounts.get(_account_key(SUBACCOUNTS, address, number))
         if not isinstance(state, SubaccountState):
             raise KeyError(f"no subaccount {address}/{number}: call subscribe_subaccount first")
         return state
 
     def parent_subaccount(self, address: str, number: int = 0) -> ParentSubaccountState:
         """The live view of a subscribed parent subaccount and its children."""
-        state = self._accounts.get(("v4_parent_subaccounts", f"{address}/{number}"))
+        state = self._accounts.get(_account_key(PARENT_SUBACCOUNTS, address, number))
         if not isinstance(state, ParentSubaccountState):
             raise KeyError(f"no parent subaccount {address}/{number}: subscribe first")
         return state
@@ -645,6 +653,11 @@ class DydxWebSocketClient:
                 self._router.frame_taps = tuple(t for t in self._router.frame_taps if t is not tap)
 
         return remove
+
+
+def _account_key(name: str, address: str, number: int) -> Tuple[str, Optional[str]]:
+    """The subscription key of an account channel's view of ``address``/``number``."""
+    return (name, channel(name).build_id({"address": address, "subaccount_number": number}))
 
 
 def _untyped(callback: Optional[Callable[[Any], Any]]) -> Optional[Callback]:

@@ -65,6 +65,18 @@ from typing import (
 from .engine._subscriptions import Key, Topic
 from .errors import DecodeError, DydxConnectionError, DydxWsError, SubscriptionError
 from .events import ErrorEvent
+from .protocol._channels import (
+    BLOCK_HEIGHT,
+    CANDLES,
+    MARKETS,
+    ORDERBOOK,
+    PARENT_SUBACCOUNTS,
+    SUBACCOUNTS,
+    TRADES,
+    find,
+    sent_id,
+)
+from .protocol._decode import DATA_TYPES as _DATA_TYPES
 from .protocol._decode import decode_message
 from .protocol._messages import Message
 
@@ -91,7 +103,6 @@ OFFLINE_URL = "ws://replay.invalid/v4/ws"
 PathLike = Union[str, "os.PathLike[str]"]
 ProgressFn = Callable[[int, Optional[int]], None]  # (frames done, total or None)
 MessageCallback = Callable[[Message], Any]
-_DATA_TYPES = ("subscribed", "channel_data", "channel_batch_data")
 
 
 @dataclass(frozen=True)
@@ -464,9 +475,7 @@ def _check_speed(speed: Any) -> float:
 
 
 def _wire_id(channel: str, sid: Any) -> Optional[str]:
-    if channel in ("v4_markets", "v4_block_height") or sid is None:
-        return None
-    return str(sid)
+    return sent_id(channel, None if sid is None else str(sid))
 
 
 def start_offline(client: DydxWebSocketClient) -> None:
@@ -585,28 +594,28 @@ def subscribe_key(
     sid: Optional[str],
     callback: Optional[MessageCallback],
 ) -> Any:
-    """Subscribe to one ``(channel, id)`` key with the matching ``subscribe_*`` method."""
-    if channel == "v4_markets":
-        return client.subscribe_markets(callback)
-    if channel == "v4_block_height":
-        return client.subscribe_block_height(callback)
-    if sid is None:
-        raise ValueError(f"{channel} needs an id")
-    if channel == "v4_trades":
-        return client.subscribe_trades(sid, callback)
-    if channel == "v4_orderbook":
-        return client.subscribe_orderbook(sid, callback)
-    if channel == "v4_candles":
-        ticker, _, resolution = sid.partition("/")
-        return client.subscribe_candles(ticker, resolution, callback)
-    if channel in ("v4_subaccounts", "v4_parent_subaccounts"):
-        address, _, number = sid.rpartition("/")
-        if not address or not number.isdigit():
-            raise ValueError(f"{channel} id must be ADDRESS/NUMBER, got {sid!r}")
-        if channel == "v4_subaccounts":
-            return client.subscribe_subaccount(address, int(number), callback)
-        return client.subscribe_parent_subaccount(address, int(number), callback)
-    raise ValueError(f"unknown channel {channel!r}")
+    """Subscribe to one ``(channel, id)`` key with the matching ``subscribe_*`` method (its
+    id's parts, parsed by the channel table, are the method's leading arguments)."""
+    spec = find(channel)
+    if spec is None:
+        raise ValueError(f"unknown channel {channel!r}")
+    params: Dict[str, Any] = {}
+    if spec.has_id:
+        if sid is None:
+            raise ValueError(f"{channel} needs an id")
+        params = spec.parse_id(sid)
+    return getattr(client, _SUBSCRIBE[spec.name])(*params.values(), callback)
+
+
+_SUBSCRIBE: Dict[str, str] = {  # channel -> the client's method for it
+    TRADES: "subscribe_trades",
+    ORDERBOOK: "subscribe_orderbook",
+    CANDLES: "subscribe_candles",
+    MARKETS: "subscribe_markets",
+    SUBACCOUNTS: "subscribe_subaccount",
+    PARENT_SUBACCOUNTS: "subscribe_parent_subaccount",
+    BLOCK_HEIGHT: "subscribe_block_height",
+}
 
 
 def record(

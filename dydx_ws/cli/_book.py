@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import threading
 
+from ..protocol._channels import ORDERBOOK
 from ..protocol._messages import Message, OrderbookMessage
 from ..state._orderbook import OrderBook
 from . import _common as common
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 @common.command
 def run(args: argparse.Namespace) -> int:
-    keys = common.parse_channel("v4_orderbook", [args.ticker])
+    keys = common.parse_channel(ORDERBOOK, [args.ticker])
     ticker = keys[0][1]
     assert ticker is not None
     out = common.Output(json_mode=args.json)

@@ -32,6 +32,17 @@ from ..client import DydxWebSocketClient
 from ..engine._subscriptions import Key, Subscription
 from ..errors import DydxConnectionError, DydxWsError, SubscriptionError
 from ..network import Network
+from ..protocol._channels import (
+    BLOCK_HEIGHT,
+    CANDLES,
+    CHANNEL_TABLE,
+    CHANNELS,
+    ORDERBOOK,
+    PARENT_SUBACCOUNTS,
+    SUBACCOUNTS,
+    Channel,
+    find,
+)
 from ..protocol._messages import (
     BlockHeightMessage,
     CandlesMessage,
@@ -90,39 +101,18 @@ EXIT_UNREACHABLE = 3
 EXIT_SUBSCRIPTION = 4
 EXIT_INTERRUPTED = 130
 
+SHORT = {spec.name: spec.short for spec in CHANNEL_TABLE.values()}
 CHANNEL_ALIASES: Dict[str, str] = {
-    "trades": "v4_trades",
-    "orderbook": "v4_orderbook",
-    "book": "v4_orderbook",
-    "candles": "v4_candles",
-    "markets": "v4_markets",
-    "subaccount": "v4_subaccounts",
-    "subaccounts": "v4_subaccounts",
-    "parent": "v4_parent_subaccounts",
-    "parent_subaccount": "v4_parent_subaccounts",
-    "parent_subaccounts": "v4_parent_subaccounts",
-    "block_height": "v4_block_height",
-    "height": "v4_block_height",
-    "blocks": "v4_block_height",
+    **{spec.short: spec.name for spec in CHANNEL_TABLE.values()},
+    "book": ORDERBOOK,
+    "subaccounts": SUBACCOUNTS,
+    "parent_subaccount": PARENT_SUBACCOUNTS,
+    "parent_subaccounts": PARENT_SUBACCOUNTS,
+    "height": BLOCK_HEIGHT,
+    "blocks": BLOCK_HEIGHT,
 }
-CHANNELS = (
-    "v4_trades",
-    "v4_orderbook",
-    "v4_candles",
-    "v4_markets",
-    "v4_subaccounts",
-    "v4_parent_subaccounts",
-    "v4_block_height",
-)
-SHORT = {
-    "v4_trades": "trades",
-    "v4_orderbook": "orderbook",
-    "v4_candles": "candles",
-    "v4_markets": "markets",
-    "v4_subaccounts": "subaccount",
-    "v4_parent_subaccounts": "parent",
-    "v4_block_height": "block_height",
-}
+# Parts a command-line id may leave out: a candle resolution, a subaccount number.
+_ID_DEFAULTS = {CANDLES: "1MIN", SUBACCOUNTS: "0", PARENT_SUBACCOUNTS: "0"}
 
 
 class CliError(Exception):
@@ -232,41 +222,40 @@ def parse_channel(channel: str, ids: List[str]) -> List[Key]:
         raise CliError(
             f"unknown channel {channel!r}: use one of {known} (or a short alias)", EXIT_USAGE
         )
+    spec = CHANNEL_TABLE[name]
     try:
-        if name in ("v4_markets", "v4_block_height"):
+        if not spec.has_id:
             if ids:
                 raise ValueError(f"{name} takes no id, got {' '.join(ids)!r}")
             return [(name, None)]
         if not ids:
-            hint = {
-                "v4_trades": "TICKER (e.g. BTC-USD)",
-                "v4_orderbook": "TICKER (e.g. BTC-USD)",
-                "v4_candles": "TICKER/RESOLUTION (e.g. BTC-USD/1MIN)",
-                "v4_subaccounts": "ADDRESS/NUMBER (e.g. dydx1.../0)",
-                "v4_parent_subaccounts": "ADDRESS/NUMBER (e.g. dydx1.../0)",
-            }[name]
+            hint = f"{spec.id_format} (e.g. {spec.id_example})"
             raise ValueError(f"{name} needs at least one id: {hint}")
-        keys: List[Key] = []
-        for raw in ids:
-            if name in ("v4_trades", "v4_orderbook"):
-                keys.append((name, validate_ticker(raw)))
-            elif name == "v4_candles":
-                ticker, _, res = raw.partition("/")
-                keys.append(
-                    (name, f"{validate_ticker(ticker)}/{validate_resolution(res or '1MIN')}")
-                )
-            else:
-                address, sep, number = raw.rpartition("/")
-                if not sep:
-                    address, number = raw, "0"
-                if not number.isdigit():
-                    raise ValueError(f"subaccount number must be an integer, got {number!r}")
-                parent = name == "v4_parent_subaccounts"
-                n = validate_subaccount_number(int(number), parent=parent)
-                keys.append((name, f"{validate_address(address)}/{n}"))
-        return keys
+        return [(name, spec.build_id(_id_params(spec, raw))) for raw in ids]
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _id_params(spec: Channel, raw: str) -> Dict[str, Any]:
+    """One command-line id of ``spec``'s channel -> its validated subscribe parameters; a
+    missing or empty resolution or subaccount number takes its default (1MIN, 0)."""
+    default = _ID_DEFAULTS.get(spec.name)
+    if default is not None and "/" not in raw:
+        raw = f"{raw}/{default}"
+    elif default is not None and raw.endswith("/"):
+        raw += default
+    out: Dict[str, Any] = {}
+    for part, value in spec.parse_id(raw).items():
+        if part == "ticker":
+            out[part] = validate_ticker(value)
+        elif part == "resolution":
+            out[part] = validate_resolution(value)
+        elif part == "address":
+            out[part] = validate_address(value)
+        else:
+            parent = spec.name == PARENT_SUBACCOUNTS
+            out[part] = validate_subaccount_number(value, parent=parent)
+    return out
 
 
 # -- connecting and waiting -----------------------------------------------------------------------
@@ -463,7 +452,8 @@ def money(value: Optional[Decimal]) -> str:
 def format_message(msg: Message) -> str:
     """One human-readable line for a message."""
     head = f"{_t(msg.received_at)} {SHORT.get(msg.channel or '', msg.channel or msg.type):<12}"
-    sid = msg.id if msg.id and msg.channel != "v4_block_height" else ""
+    spec = find(msg.channel)
+    sid = msg.id if msg.id and (spec is None or spec.has_id) else ""
     kind = "snapshot" if msg.is_snapshot else "update"
     body = ""
     if isinstance(msg, TradesMessage):

@@ -17,6 +17,7 @@ from typing import Any, Deque, Dict, List, Optional, Tuple
 
 from ..client import DydxWebSocketClient
 from ..models import Candle
+from ..protocol._channels import TRADES
 from ..protocol._messages import BlockHeightMessage, CandlesMessage, Message, TradesMessage
 from . import _common as common
 from . import _views as views
@@ -116,7 +117,7 @@ def _parse_markets(text: str) -> List[str]:
             "--markets takes exactly two markets, e.g. BTC-USD,ETH-USD", common.EXIT_USAGE
         )
     for ticker in markets:
-        common.parse_channel("v4_trades", [ticker])  # validates the ticker (exit 2)
+        common.parse_channel(TRADES, [ticker])  # validates the ticker (exit 2)
     return markets
 
 

@@ -49,6 +49,7 @@ from .._route_limits import RequestDeferred
 from ..errors import DydxWsError
 from ..events import ResyncEvent
 from ..models import Order, PerpetualMarket, PositionSide, PriceLevel
+from ..protocol._channels import MARKETS, ORDERBOOK, PARENT_SUBACCOUNTS, channel
 from ..rest import IndexerRestClient
 from ..state import ParentSubaccountState, SubaccountState
 from ..state._orderbook import OrderBook
@@ -124,8 +125,8 @@ class DriftRepair:
         client = self._client
         checks: List[Tuple[Tuple[str, Optional[str]], Callable[[], int]]] = []
         for ticker in list(client._books):
-            checks.append((("v4_orderbook", ticker), partial(self._check_book, ticker)))
-        checks.append((("v4_markets", None), self._check_markets))
+            checks.append(((ORDERBOOK, ticker), partial(self._check_book, ticker)))
+        checks.append(((MARKETS, None), self._check_markets))
         for key, state in list(client._accounts.items()):
             checks.append((key, partial(self._check_account, key, state)))
         gap = self._interval / 2 / len(checks) if spread else 0.0
@@ -204,7 +205,7 @@ class DriftRepair:
             fixes[side].append(PriceLevel(price, sizes[side].get(price, _ZERO)))
 
         return self._repair(
-            ("v4_orderbook", ticker),
+            (ORDERBOOK, ticker),
             diff,
             lambda: compare(rest),
             lambda: book.apply_levels(fixes["bid"], fixes["ask"]),
@@ -232,12 +233,13 @@ class DriftRepair:
                     merged.pop(ticker, None)
             state.replace_all(merged)
 
-        return self._repair(("v4_markets", None), diff, lambda: compare(rest), fix)
+        return self._repair((MARKETS, None), diff, lambda: compare(rest), fix)
 
     # -- subaccounts --------------------------------------------------------------------------
     def _check_account(self, key: Tuple[str, Optional[str]], state: Account) -> int:
-        address, number = (key[1] or "/").rsplit("/", 1)
-        parent = key[0] == "v4_parent_subaccounts"
+        params = channel(key[0]).parse_id(key[1] or "")
+        address, number = params["address"], params["subaccount_number"]
+        parent = key[0] == PARENT_SUBACCOUNTS
         rest = self._rest
 
         def fetch() -> Tuple[Any, List[Order]]:

@@ -28,7 +28,8 @@ from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
 from ..errors import DecodeError, DydxConnectionError
 from ..events import ConnectedEvent, Counters, DisconnectedEvent, Emitter, ReconnectedEvent
 from ..protocol import _json as json_backend
-from ..protocol._decode import CHANNELS, DATA_TYPES, decode_message
+from ..protocol._channels import CHANNELS, ORDERBOOK, STATEFUL, find, sent_id
+from ..protocol._decode import DATA_TYPES, decode_message
 from ..protocol._messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
 from ..protocol._server_errors import ErrorAction, action_for, keys_of_error
 from ..state._store import Key, LocalState
@@ -48,7 +49,6 @@ MAX_FETCH_RETRIES = 10  # "Internal error, could not fetch data" retries before 
 RESYNC_MIN_INTERVAL = 2.0  # seconds between two resyncs of one subscription (later: deferred)
 MAX_SNAPSHOT_RETRIES = 3  # re-subscribes after an undecodable snapshot before failing
 SNAPSHOT_RETRY_DELAY = 0.5  # seconds before the first of them, doubling
-STATEFUL = frozenset(("v4_orderbook", "v4_markets", "v4_subaccounts", "v4_parent_subaccounts"))
 UNSUBSCRIBED_GRACE = 10.0  # seconds data for a just-ended subscription is expected, not reported
 REPORT_INTERVAL = 1.0  # seconds between two reports of unrouted frames
 
@@ -300,13 +300,14 @@ class Router:
         if frame is None or frame.get("type") not in DATA_TYPES:
             return
         channel, sid = frame.get("channel"), frame.get("id")
-        if channel.__class__ is not str or channel not in CHANNELS:
+        spec = find(channel)
+        if spec is None:
             return
-        key: Key = (channel, None if channel == "v4_markets" else sid)
+        key: Key = (spec.name, spec.frame_id(sid))
         snapshot = frame.get("type") == "subscribed"
         if self._registry.get(key) is None:
             # The id itself may be what is broken: a lone pending topic of the channel it is.
-            pending = self._registry.pending_of_channel(channel) if snapshot else []
+            pending = self._registry.pending_of_channel(spec.name) if snapshot else []
             if len(pending) != 1:
                 return
             key = pending[0]
@@ -361,7 +362,7 @@ class Router:
                 self._counters["unrouted"] += 1
                 self._report_unrouted(key, f"subscribed for {label(key)}")
                 if self.ready and msg.channel:
-                    wire_id = None if msg.channel in ("v4_markets", "v4_block_height") else msg.id
+                    wire_id = sent_id(msg.channel, msg.id)
                     self.send_unsubscribe(Topic(msg.channel, wire_id, False))
                 return
             self._restoring.discard(key)
@@ -468,7 +469,7 @@ class Router:
         after the loss is newer than it). One such marker per snapshot routed is enough, so
         repeated losses (sustained overflow) queue nothing more."""
         self._state.mark_books_stale(key)
-        if key[0] != "v4_orderbook" or key in self._stale_marked:
+        if key[0] != ORDERBOOK or key in self._stale_marked:
             return
         self._stale_marked.add(key)
         self._dispatcher.call_soon(key, lambda: self._state.mark_books_stale(key))

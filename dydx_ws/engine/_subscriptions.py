@@ -3,8 +3,8 @@ users hold.
 
 - A :class:`Topic` is one server-side subscription: channel, the id sent on the wire and the
   ``batched`` flag. Its ``key`` is ``(channel, normalised id)`` — the id the server puts on
-  ``subscribed`` and data frames (none for ``v4_markets``, ``"v4_block_height"`` for block height,
-  protocol.md §2.6) — so acknowledgements and data are matched exactly.
+  ``subscribed`` and data frames (``Channel.frame_id`` in :mod:`dydx_ws.protocol._channels`) — so
+  acknowledgements and data are matched exactly.
 - A :class:`Subscription` is the handle ``subscribe_*`` returns. Several handles may share one
   topic (one server subscription, callbacks fanned out); the topic is unsubscribed on the wire
   when its last handle goes.
@@ -22,6 +22,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import DydxWsError, SubscriptionError
+from ..protocol._channels import find, frame_id
 
 if TYPE_CHECKING:
     from ..protocol._messages import Message
@@ -31,33 +32,12 @@ __all__ = ["Subscription", "SubscriptionRegistry", "SubscriptionState", "Topic"]
 Key = Tuple[str, Optional[str]]
 Callback = Callable[["Message"], Any]
 
-# Per-connection subscription limits (protocol.md §4.4).
-CHANNEL_LIMITS = {
-    "v4_markets": 32,
-    "v4_trades": 32,
-    "v4_orderbook": 32,
-    "v4_candles": 32,
-    "v4_subaccounts": 256,
-    "v4_parent_subaccounts": 256,
-    "v4_block_height": 1,
-}
-RETRYABLE_PREFIX = "Internal error, could not fetch data for subscription"
-
 
 class SubscriptionState(str, Enum):
     PENDING = "pending"
     ACTIVE = "active"
     FAILED = "failed"
     UNSUBSCRIBED = "unsubscribed"
-
-
-def normalised_id(channel: str, wire_id: Optional[str]) -> Optional[str]:
-    """The id the server uses on its frames for a subscribe sent with ``wire_id``."""
-    if channel == "v4_markets":
-        return None
-    if channel == "v4_block_height":
-        return wire_id or "v4_block_height"
-    return wire_id
 
 
 class Topic:
@@ -69,7 +49,7 @@ class Topic:
         self.channel = channel
         self.wire_id = wire_id
         self.batched = batched
-        self.key: Key = (channel, normalised_id(channel, wire_id))
+        self.key: Key = (channel, frame_id(channel, wire_id))
 
     def subscribe_text(self) -> str:
         msg: Dict[str, Any] = {"type": "subscribe", "channel": self.channel}
@@ -225,7 +205,8 @@ class SubscriptionRegistry:
             is_new = entry is None or entry.state is SubscriptionState.FAILED
             if is_new:
                 count = sum(1 for k in self._entries if k[0] == topic.channel)
-                limit = CHANNEL_LIMITS.get(topic.channel)
+                spec = find(topic.channel)
+                limit = spec.limit if spec is not None else None
                 if entry is None and limit is not None and count >= limit:
                     raise SubscriptionError(
                         f"Per-connection subscription limit reached for {topic.channel} "

@@ -33,7 +33,7 @@ from types import MappingProxyType
 from typing import Callable, Dict, Mapping, Optional, Tuple
 
 from ..models import MarketStatus
-from ..protocol._decode import CHANNELS
+from ..protocol._channels import BLOCK_HEIGHT, CHANNELS, MARKETS, ORDERBOOK, TRADES, frame_id
 from ..state import MarketsState
 from ..state._store import Key
 from ._subscriptions import SubscriptionRegistry, SubscriptionState
@@ -42,8 +42,7 @@ __all__ = ["DEFAULT_IDLE_LIMITS", "IdleLimit", "IdleWatchdog"]
 
 log = logging.getLogger("dydx_ws.engine._watchdog")
 
-BLOCK_HEIGHT = "v4_block_height"
-BLOCK_CLOCK_KEY: Key = (BLOCK_HEIGHT, BLOCK_HEIGHT)
+BLOCK_CLOCK_KEY: Key = (BLOCK_HEIGHT, frame_id(BLOCK_HEIGHT, None))
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,9 @@ class IdleLimit:
 DEFAULT_IDLE_LIMITS: Mapping[str, IdleLimit] = MappingProxyType(
     {
         BLOCK_HEIGHT: IdleLimit(seconds=30.0),
-        "v4_markets": IdleLimit(blocks=30, seconds=120.0),
-        "v4_orderbook": IdleLimit(blocks=60, seconds=600.0),
-        "v4_trades": IdleLimit(blocks=600, seconds=1800.0),
+        MARKETS: IdleLimit(blocks=30, seconds=120.0),
+        ORDERBOOK: IdleLimit(blocks=60, seconds=600.0),
+        TRADES: IdleLimit(blocks=600, seconds=1800.0),
     }
 )
 
@@ -148,7 +147,7 @@ class IdleWatchdog:
     def _idle_reason(
         self, key: Key, limit: IdleLimit, track: _Track, now: float, clock: Optional[int]
     ) -> Optional[str]:
-        if key[0] in ("v4_orderbook", "v4_trades") and not self._market_active(key[1]):
+        if key[0] in (ORDERBOOK, TRADES) and not self._market_active(key[1]):
             return None
         if clock is not None and limit.blocks is not None and key != BLOCK_CLOCK_KEY:
             blocks = clock - track.block

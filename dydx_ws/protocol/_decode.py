@@ -38,34 +38,32 @@ from ..models import (
 )
 from ..models._base import NUMBER_SYNTAX, parse_height
 from . import _json as json_backend
+from ._channels import (
+    BLOCK_HEIGHT,
+    CANDLES,
+    CHANNEL_TABLE,
+    CHANNELS,
+    MARKETS,
+    ORDERBOOK,
+    PARENT_SUBACCOUNTS,
+    SUBACCOUNTS,
+    TRADES,
+)
 from ._decoders import _to_decimal, decoder_for, locate_error
 from ._messages import (
-    BlockHeightMessage,
-    CandlesMessage,
     ConnectedMessage,
     ErrorMessage,
-    MarketsMessage,
     Message,
-    OrderbookMessage,
     ParentSubaccountMessage,
     SubaccountMessage,
-    TradesMessage,
     UnknownMessage,
     UnsubscribedMessage,
 )
 
 __all__ = ["CHANNELS", "decode_message", "reference_decode"]
 
-CHANNELS = (
-    "v4_markets",
-    "v4_trades",
-    "v4_orderbook",
-    "v4_candles",
-    "v4_subaccounts",
-    "v4_parent_subaccounts",
-    "v4_block_height",
-)
 DATA_TYPES = ("subscribed", "channel_data", "channel_batch_data")
+_CANDLES = CHANNEL_TABLE[CANDLES]
 _DECODE_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError)
 
 M = TypeVar("M")
@@ -115,14 +113,18 @@ class _Channels:
         self.transfer, self.reward = ld(Transfer), ld(TradingReward)
         self.height, self.height_update = ld(BlockHeight), ld(BlockHeightUpdate)
         self.pair = self._located_pair if locating else self._fast_pair if fast else self._ref_pair
+        parsers: Dict[str, Callable[[Iterable[Any], bool, Any], Fields]] = {
+            TRADES: self.trades,
+            ORDERBOOK: self.orderbook,
+            CANDLES: self.candles,
+            MARKETS: self.markets,
+            SUBACCOUNTS: self.subaccounts,
+            PARENT_SUBACCOUNTS: self.parent_subaccounts,
+            BLOCK_HEIGHT: self.block_height,
+        }
+        # Message classes come from the channel table; a channel without a parser fails here.
         self.by_channel: Dict[str, Tuple[type, Callable[[Iterable[Any], bool, Any], Fields]]] = {
-            "v4_trades": (TradesMessage, self.trades),
-            "v4_orderbook": (OrderbookMessage, self.orderbook),
-            "v4_candles": (CandlesMessage, self.candles),
-            "v4_markets": (MarketsMessage, self.markets),
-            "v4_subaccounts": (SubaccountMessage, self.subaccounts),
-            "v4_parent_subaccounts": (ParentSubaccountMessage, self.parent_subaccounts),
-            "v4_block_height": (BlockHeightMessage, self.block_height),
+            name: (spec.message_class, parsers[name]) for name, spec in CHANNEL_TABLE.items()
         }
 
     # -- levels: snapshots carry {"price","size"} objects, updates [price, size] pairs ---------
@@ -194,7 +196,7 @@ class _Channels:
             out = [candle(c) for c in contents]
         for x in out:
             if x.resolution is None and sid.__class__ is str and "/" in sid:
-                x.resolution = CandleResolution(sid.split("/", 1)[1])
+                x.resolution = CandleResolution(_CANDLES.parse_id(sid)["resolution"])
         return {"candles": out}
 
     def markets(self, contents: Iterable[Any], snapshot: bool, sid: Any) -> Fields:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Dict, Optional, Tuple, Union
 
 from ..engine._subscriptions import Topic
+from ..protocol._channels import ORDERBOOK, PARENT_SUBACCOUNTS, SUBACCOUNTS, channel
 from ..protocol._messages import (
     BlockHeightMessage,
     MarketsMessage,
@@ -26,6 +27,8 @@ __all__ = ["LocalState"]
 
 Key = Tuple[str, Optional[str]]
 Account = Union[SubaccountState, ParentSubaccountState]
+# The channels whose subscriptions keep an account view, by their id (ADDRESS/NUMBER).
+_ACCOUNT_CHANNELS = frozenset((SUBACCOUNTS, PARENT_SUBACCOUNTS))
 
 
 class LocalState:
@@ -42,20 +45,21 @@ class LocalState:
 
     def create(self, topic: Topic) -> None:
         """State for a new subscription (kept if it already exists)."""
-        channel, sid = topic.key
-        if channel == "v4_orderbook" and sid is not None and sid not in self.books:
+        name, sid = topic.key
+        if name == ORDERBOOK and sid is not None and sid not in self.books:
             book = OrderBook(sid, uncross=self._uncross)
             book.mark_stale()  # nothing is known until its first snapshot
             self.books[sid] = book
-        elif channel in ("v4_subaccounts", "v4_parent_subaccounts") and sid is not None:
+        elif name in _ACCOUNT_CHANNELS and sid is not None:
             if topic.key in self.accounts:
                 return
-            address, number = sid.rsplit("/", 1)
+            params = channel(name).parse_id(sid)
+            address, number = params["address"], params["subaccount_number"]
             state: Account
-            if channel == "v4_subaccounts":
-                state = SubaccountState(address, int(number))
+            if name == SUBACCOUNTS:
+                state = SubaccountState(address, number)
             else:
-                state = ParentSubaccountState(address, int(number))
+                state = ParentSubaccountState(address, number)
             state.set_price_source(self.markets)  # live equity from oracle prices
             self.accounts[topic.key] = state
 
@@ -64,7 +68,7 @@ class LocalState:
 
     def drop(self, key: Key) -> None:
         """Forget the state of a subscription that ended."""
-        if key[0] == "v4_orderbook":
+        if key[0] == ORDERBOOK:
             self.books.pop(key[1] or "", None)
         self.accounts.pop(key, None)
         self.backfill.pop(key, None)
@@ -75,7 +79,7 @@ class LocalState:
         replaces it."""
         if key is None:
             books = list(self.books.values())
-        elif key[0] == "v4_orderbook" and (key[1] or "") in self.books:
+        elif key[0] == ORDERBOOK and (key[1] or "") in self.books:
             books = [self.books[key[1] or ""]]
         else:
             return

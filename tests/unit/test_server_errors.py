@@ -94,3 +94,54 @@ def test_limit_error_goes_to_the_last_subscribe_sent_and_unanswered() -> None:
     assert keys_of_error(err(limit), reg) == [new.key]
     reg.mark_all_pending()  # a reconnect: nothing is on the wire any more
     assert keys_of_error(err(limit), reg) == [new.key]  # fallback: the newest pending
+
+
+def test_a_fetch_error_without_id_is_about_block_height() -> None:
+    # The server echoes the id the client sent, and the client sends none for block height
+    # (docs/protocol.md §2.4 row 11): the error must still find ("v4_block_height", its id).
+    reg = SubscriptionRegistry(lambda topic: None)
+    topic = Topic("v4_block_height", None, False)
+    reg.add(topic, None, {})
+    text = "Internal error, could not fetch data for subscription: v4_block_height."
+    assert keys_of_error(err(text, "v4_block_height"), reg) == [topic.key]
+    assert action_for(text) is ErrorAction.RETRY
+    dup = "Invalid subscribe message: already subscribed (v4_block_height-v4_block_height)"
+    assert keys_of_error(err(dup, "v4_block_height"), reg) == [topic.key]
+    assert keys_of_error(err(dup), reg) == [topic.key]  # from the text on older servers
+
+
+def test_a_fetch_error_without_id_is_about_markets(registry: SubscriptionRegistry) -> None:
+    text = "Internal error, could not fetch data for subscription: v4_markets."
+    assert keys_of_error(err(text, "v4_markets"), registry) == [("v4_markets", None)]
+    dup = "Invalid subscribe message: already subscribed (v4_markets-v4_markets)"
+    assert keys_of_error(err(dup, "v4_markets"), registry) == [("v4_markets", None)]
+    assert keys_of_error(err(dup), registry) == [("v4_markets", None)]
+
+
+def test_an_error_naming_an_unknown_channel_is_about_nothing(
+    registry: SubscriptionRegistry,
+) -> None:
+    assert keys_of_error(err("x", "v4_nothing", "BTC-USD"), registry) == []
+
+
+PENALTY = (
+    "Repeatedly exceeded the per-connection subscription limit for v4_candles (limit=2). "
+    "Unsubscribe before subscribing again, or open an additional connection. Closing this "
+    "connection; reconnecting sooner than 30s will be refused."
+)
+
+
+def test_the_reconnect_penalty_is_charged_like_the_limit_error() -> None:
+    # Later server revisions close with 4008 after this text (docs/protocol.md §4.4): only the
+    # refused subscribe fails, not every pending subscription of the channel.
+    reg = SubscriptionRegistry(lambda topic: None)
+    topics = [Topic("v4_candles", f"{t}-USD/1MIN", False) for t in ("BTC", "ETH", "SOL")]
+    for topic in topics:
+        reg.add(topic, None, {})
+        reg.note_sent(topic.key)
+    assert len(reg.pending_of_channel("v4_candles")) == 3
+    assert keys_of_error(err(PENALTY), reg) == [topics[2].key]
+    assert action_for(PENALTY) is ErrorAction.FAIL
+    reg.note_answered(topics[2].key)
+    reg.note_sent(topics[0].key)  # a retry of the oldest is the last subscribe sent
+    assert keys_of_error(err(PENALTY), reg) == [topics[0].key]
