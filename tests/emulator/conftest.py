@@ -14,9 +14,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, TypeVar
 
 import pytest
 import websocket
-from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.waiting import wait_until
 
 T = TypeVar("T")
 FAST = dict(block_time=0.05, batch_interval=0.1, warmup_blocks=60, close_timeout=0.5)

@@ -6,9 +6,9 @@ import json
 from typing import Any, Callable, Dict, List
 
 import pytest
-from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.waiting import wait_until
 
 from .conftest import Raw, StreamBook
 

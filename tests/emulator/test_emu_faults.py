@@ -8,9 +8,9 @@ from typing import Callable
 
 import pytest
 import websocket
-from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.waiting import wait_until
 
 from .conftest import Raw
 

@@ -11,9 +11,9 @@ from typing import Any, Callable, Union
 import pytest
 import requests
 import websocket
-from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.waiting import wait_until
 
 from .conftest import NoPongWebSocket, Raw
 

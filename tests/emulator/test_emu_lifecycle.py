@@ -13,10 +13,10 @@ from typing import Any, Callable, List
 
 import pytest
 import requests
-from waiting import fd_count, wait_until
 
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.network import Network
+from tests.helpers.waiting import fd_count, wait_until
 
 from .conftest import FAST, Raw, emulator_threads
 
