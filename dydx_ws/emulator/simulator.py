@@ -758,7 +758,7 @@ class MarketSimulator:
     # ----- comlink reads ----------------------------------------------------------------------
 
     def market_object(self, ticker: str) -> Dict[str, Any]:
-        """comlink's ``PerpetualMarketResponseObject`` in its field order (§5.1)."""
+        """comlink's ``PerpetualMarketResponseObject`` in field order (docs/protocol.md §5.1)."""
         state = self.markets[ticker]
         spec = state.spec
         trading = self._trading_fields(state)

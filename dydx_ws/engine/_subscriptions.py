@@ -4,7 +4,7 @@ users hold.
 - A :class:`Topic` is one server-side subscription: channel, the id sent on the wire and the
   ``batched`` flag. Its ``key`` is ``(channel, normalised id)`` — the id the server puts on
   ``subscribed`` and data frames (none for ``v4_markets``, ``"v4_block_height"`` for block height,
-  protocol.md §2.6) — so acknowledgements and data are matched exactly.
+  docs/protocol.md §2.6) — so acknowledgements and data are matched exactly.
 - A :class:`Subscription` is the handle ``subscribe_*`` returns. Several handles may share one
   topic (one server subscription, callbacks fanned out); the topic is unsubscribed on the wire
   when its last handle goes.
@@ -31,7 +31,7 @@ __all__ = ["Subscription", "SubscriptionRegistry", "SubscriptionState", "Topic"]
 Key = Tuple[str, Optional[str]]
 Callback = Callable[["Message"], Any]
 
-# Per-connection subscription limits (protocol.md §4.4).
+# Per-connection subscription limits (docs/protocol.md §4.4).
 CHANNEL_LIMITS = {
     "v4_markets": 32,
     "v4_trades": 32,

@@ -1,4 +1,4 @@
-"""What a server ``error`` frame means for our subscriptions (protocol.md §2.4).
+"""What a server ``error`` frame means for our subscriptions (docs/protocol.md §2.4).
 
 Pure functions: which subscriptions an error is about (its ``channel``/``id`` fields on newer
 servers, ``(channel-id)`` in the text, or the pending subscriptions of the channel it names), and
