@@ -340,8 +340,8 @@ class Socks:
 
     def _subscribe(self, conn: Conn, channel: str, raw_id: Any, batched: bool) -> None:
         """docs/protocol.md §2.5: allocate ``message_id``, admit, fetch, then register. The checks
-        before the fetch answer at once; the fetch takes ``fetch_latency`` (as socks' HTTP call to comlink
-        does), so ``subscribed`` and the errors after it come later."""
+        before the fetch answer at once; the fetch takes ``fetch_latency`` (as socks' HTTP call to
+        comlink does), so ``subscribed`` and the errors after it come later."""
         message_id = conn.next_id()
         sub_id = normalize_id(channel, raw_id)
         conn.inflight[channel] = conn.inflight.get(channel, 0) + 1
