@@ -8,9 +8,8 @@ from typing import Any, Callable, Dict, List
 import pytest
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.raw_ws import Raw, StreamBook
 from tests.helpers.waiting import wait_until
-
-from .conftest import Raw, StreamBook
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,9 +10,8 @@ import pytest
 import websocket
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.raw_ws import Raw
 from tests.helpers.waiting import wait_until
-
-from .conftest import Raw
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,9 +13,8 @@ import requests
 import websocket
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.raw_ws import NoPongWebSocket, Raw
 from tests.helpers.waiting import wait_until
-
-from .conftest import NoPongWebSocket, Raw
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,9 +16,8 @@ import requests
 
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.network import Network
+from tests.helpers.raw_ws import FAST, Raw, emulator_threads
 from tests.helpers.waiting import fd_count, wait_until
-
-from .conftest import FAST, Raw, emulator_threads
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,8 +14,7 @@ from dydx_ws.emulator import EmulatorConfig, IndexerEmulator
 from dydx_ws.emulator.bech32 import decode, demo_address, is_dydx_address
 from dydx_ws.emulator.candles import RESOLUTIONS
 from dydx_ws.emulator.simulator import MarketSimulator
-
-from .conftest import Raw, StreamBook
+from tests.helpers.raw_ws import Raw, StreamBook
 
 pytestmark = pytest.mark.timeout(60)
 T0 = 1_760_000_000.0
@@ -291,6 +290,6 @@ def test_pause_resume_and_advance(emu: IndexerEmulator) -> None:
     assert emu.height == height
     assert emu.advance(3) == height + 3
     emu.resume()
-    from .conftest import wait_until
+    from tests.helpers.waiting import wait_until
 
     wait_until(lambda: emu.height > height + 3)
