@@ -1,7 +1,7 @@
 """Per-route REST budget for the client's own background requests (drift repair, back-fill).
 
 Why: the Indexer limits some routes per IP: ``/v4/orders`` and ``/v4/fills`` to 100 requests per
-10 s since 2025 (docs/protocol.md, "REST route limits"). A client checking many subaccounts would
+10 s since 2025 (docs/protocol.md §4.12). A client checking many subaccounts would
 otherwise spend that budget in a burst, get 429s, and starve the application's own REST calls on
 the same IP.
 

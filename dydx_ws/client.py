@@ -130,8 +130,8 @@ class DydxWebSocketClient:
       (:mod:`dydx_ws._route_limits`; default ``/v4/orders`` and ``/v4/fills`` 100 per 10 s, of
       which the SDK uses half; ``None``: off).
     - ``cpu_affinity``: where the SDK's own threads run (Linux). They share the GIL anyway, and
-      one core spares the cache traffic of handing every message to another core (~28% less
-      time per 1.6 KB message). ``None`` (default): left to the operating system; ``"auto"``
+      one core spares the cache traffic of handing every message to another core (figures in
+      bench/README.md). ``None`` (default): left to the operating system; ``"auto"``
       (opt-in): on the I/O thread's CPU once connected, released while that CPU is busy with
       other work; a CPU number or numbers: pinned there (:mod:`dydx_ws.engine._cpu_placement`).
     """

@@ -1,9 +1,9 @@
 """Synchronous client of the Indexer's REST API (comlink, ``/v4/...``), returning typed models.
 
 :class:`IndexerRestClient` wraps one :class:`requests.Session` (connection keep-alive, TLS
-verification on by default) and turns every endpoint of protocol.md §5 into a method returning the
-same dataclasses the WebSocket client produces, decoded with the generated fast decoders of
-:mod:`dydx_ws.protocol._decoders` (never ``from_dict``).
+verification on by default) and turns every endpoint of docs/protocol.md §5 into a method
+returning the same dataclasses the WebSocket client produces, decoded with the generated fast
+decoders of :mod:`dydx_ws.protocol._decoders` (never ``from_dict``).
 
 Behaviour:
 
@@ -15,12 +15,12 @@ Behaviour:
   :class:`~dydx_ws.errors.DecodeError` naming the offending field.
 - Connection errors, timeouts, 5xx and 429 are retried ``retries`` times with capped exponential
   backoff (equal jitter); a 429 waits for its ``Retry-After`` header (milliseconds on dYdX,
-  protocol.md §5.0), capped by ``max_retry_wait``. Other 4xx are never retried. When the budget is
-  spent, the last HTTP error is raised as ``RestError``; a transport failure as
+  docs/protocol.md §5.0), capped by ``max_retry_wait``. Other 4xx are never retried. When the
+  budget is spent, the last HTTP error is raised as ``RestError``; a transport failure as
   :class:`RestConnectionError` (:class:`RestTimeoutError` for timeouts). Retries are logged at
   INFO on the ``dydx_ws.rest`` logger.
 - :meth:`IndexerRestClient.iter_trades` and :meth:`IndexerRestClient.iter_candles` page backwards
-  through history (newest first) with the cursors of protocol.md §5.3/§5.4.
+  through history (newest first) with the cursors of docs/protocol.md §5.3/§5.4.
 
 :meth:`IndexerRestClient.with_limiter` gives a view whose requests go through a per-route budget
 (:mod:`dydx_ws._route_limits`); the WebSocket client uses one for its own background requests.
@@ -111,7 +111,7 @@ TimeLike = Union[datetime, str]
 StatusArg = Union[str, Iterable[str], None]
 
 API_LIMIT = 1000
-"""The server's maximum ``limit`` (``API_LIMIT_V4``, protocol.md §5.0)."""
+"""The server's maximum ``limit`` (``API_LIMIT_V4``, docs/protocol.md §5.0)."""
 
 ORDER_STATUSES = (
     "OPEN",
@@ -521,8 +521,8 @@ class IndexerRestClient:
         Pages are fetched lazily with ``createdBeforeOrAtHeight``. Trades share heights and a page
         may end in the middle of one, so after a full page the next request starts again at the
         page's lowest height and already-seen ids are skipped; once a page brings nothing new the
-        cursor moves to ``min(height) - 1`` (protocol.md §5.4). A single height holding more than
-        ``page_size`` trades cannot be listed completely by this endpoint: use a large
+        cursor moves to ``min(height) - 1`` (docs/protocol.md §5.4). A single height holding more
+        than ``page_size`` trades cannot be listed completely by this endpoint: use a large
         ``page_size``.
         """
         ticker = validate_ticker(ticker)
@@ -585,7 +585,7 @@ class IndexerRestClient:
         page_size: int = API_LIMIT,
     ) -> Iterator[Candle]:
         """Every candle with ``start <= started_at < end`` (open bounds when None), newest first,
-        paging backwards with ``toISO = oldest.started_at`` (protocol.md §5.3)."""
+        paging backwards with ``toISO = oldest.started_at`` (docs/protocol.md §5.3)."""
         ticker = validate_ticker(ticker)
         resolution = validate_resolution(resolution)
         page_size = _check_limit(page_size, "page_size")
@@ -805,8 +805,8 @@ def _error_text(response: requests.Response) -> str:
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:
-    """``Retry-After`` in seconds. dYdX sends milliseconds (protocol.md §5.0); an HTTP-date (as a
-    proxy might send) is accepted too. None when absent or unreadable."""
+    """``Retry-After`` in seconds. dYdX sends milliseconds (docs/protocol.md §5.0); an HTTP-date
+    (as a proxy might send) is accepted too. None when absent or unreadable."""
     if value is None:
         return None
     text = value.strip()

@@ -17,7 +17,8 @@ from .config import EmulatorConfig
 from .jsutil import dumps, iso, parse_iso
 from .simulator import MarketSimulator, Subaccount
 
-# APIOrderStatus: OrderStatus (which includes ERROR) plus the API-only BEST_EFFORT_OPENED (§3.9)
+# APIOrderStatus: OrderStatus (which includes ERROR) plus the API-only BEST_EFFORT_OPENED
+# (docs/protocol.md §3.9)
 ORDER_STATUSES = (
     "OPEN",
     "FILLED",

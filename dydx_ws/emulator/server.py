@@ -43,6 +43,8 @@ def _stop_running_emulators() -> None:
     deadline = time.monotonic() + EXIT_TIMEOUT
     for emulator in list(_running):
         emulator.stop(timeout=max(0.1, deadline - time.monotonic()))
+
+
 SHUTDOWN_REASON = '{"message":"Service restarting"}'
 # Close codes a close frame may carry (RFC 6455 §7.4: 1005, 1006 and 1015 never go on the wire)
 SENDABLE_CLOSE_CODES = frozenset({1000, 1001, 1002, 1003, *range(1007, 1015)})

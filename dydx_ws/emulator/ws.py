@@ -1,6 +1,6 @@
 """The socks side: per-connection state, the validation pipeline, subscriptions and delivery.
 
-Follows protocol.md §1-§4: ``connected`` first; one ``message_id`` counter per connection; the
+Follows docs/protocol.md §1-§4: ``connected`` first; one ``message_id`` counter per connection; the
 §2.4 validation table with its exact texts; invalid-message and subscribe rate limits closing with
 1008; per-connection channel limits; snapshot-then-stream; the global batched flush grouped by
 version then child subaccount; heartbeat pings closing with 1011; and the stall/reject faults.
@@ -62,7 +62,8 @@ class Sub:
 
 
 class _SubscribeFailed(Exception):
-    """A subscribe rejected by §2.4 rows 8-12; ``detailed`` adds ``channel``/``id`` to the error."""
+    """A subscribe rejected by docs/protocol.md §2.4 rows 8-12; ``detailed`` adds ``channel``/``id``
+    to the error."""
 
     def __init__(self, message: str, detailed: bool = False, rate_limited: bool = False) -> None:
         super().__init__(message)
@@ -276,7 +277,7 @@ class Socks:
         except Exception as exc:  # e.g. ConcurrencyError if a stalled pong is still pending
             log.debug("heartbeat ended on %s: %r", conn.id, exc)
 
-    # ----- the validation pipeline (protocol.md §2.4) -----------------------------------------
+    # ----- the validation pipeline (docs/protocol.md §2.4) ------------------------------------
 
     def _invalid(self, conn: Conn, message: str) -> None:
         if conn.invalid_limiter.hit("invalidMessage"):
@@ -338,9 +339,9 @@ class Socks:
         return not math.isnan(number) and number < SUBACCOUNT_LIMITS[channel]
 
     def _subscribe(self, conn: Conn, channel: str, raw_id: Any, batched: bool) -> None:
-        """§2.5: allocate ``message_id``, admit, fetch, then register. The checks before the
-        fetch answer at once; the fetch takes ``fetch_latency`` (as socks' HTTP call to comlink
-        does), so ``subscribed`` and the errors after it come later."""
+        """docs/protocol.md §2.5: allocate ``message_id``, admit, fetch, then register. The checks
+        before the fetch answer at once; the fetch takes ``fetch_latency`` (as socks' HTTP call to
+        comlink does), so ``subscribed`` and the errors after it come later."""
         message_id = conn.next_id()
         sub_id = normalize_id(channel, raw_id)
         conn.inflight[channel] = conn.inflight.get(channel, 0) + 1
@@ -376,7 +377,7 @@ class Socks:
             conn.close_after_pending(1008, RATE_LIMITED)
 
     def _admit(self, conn: Conn, channel: str, raw_id: Any, sub_id: str) -> None:
-        """Rows 8-10 of §2.4 in socks' order (before the fetch)."""
+        """Rows 8-10 of docs/protocol.md §2.4 in socks' order (before the fetch)."""
         if not self._valid_id(channel, raw_id):
             raise _SubscribeFailed(
                 f"Invalid subscription id for channel: ({channel}-{js_string(raw_id)})"
@@ -417,7 +418,8 @@ class Socks:
     def _finish(
         self, conn: Conn, channel: str, raw_id: Any, batched: bool, message_id: int, contents: str
     ) -> None:
-        """Row 12 (duplicate), then register and send ``subscribed`` (built as a string, §1.4)."""
+        """Row 12 (duplicate), then register and send ``subscribed`` (built as a string,
+        docs/protocol.md §1.4)."""
         sub_id = normalize_id(channel, raw_id)
         key = (channel, sub_id)
         if key in conn.subs:

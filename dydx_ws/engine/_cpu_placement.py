@@ -2,9 +2,9 @@
 
 The I/O thread and the workers never run Python at the same time (they share the GIL), but the
 operating system spreads them over cores, so every message the I/O thread builds is read and freed
-on another core. Keeping them on one core spares that traffic: on 1.6 KB frames
-``bench/throughput.py`` measured ~28% less time per message (median of 10 alternating runs:
-38.2 µs spread over two cores, 27.7 µs on one; 25.9 µs with everything on one thread).
+on another core. Keeping them on one core spares that traffic on large frames under a flood; at a
+realistic load the effect is within noise, hence opt-in. ``bench/throughput.py`` measures it
+(figures in bench/README.md).
 
 - ``None`` (the default): scheduling is left to the operating system.
 - ``"auto"`` (opt-in): :class:`AutoAffinity` pins the SDK's threads to the CPU the I/O thread

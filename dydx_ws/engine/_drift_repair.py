@@ -1,8 +1,8 @@
 """Drift repair: compare local state with the Indexer's REST views on a timer, and repair it.
 
 Why: the stream can silently diverge from the server. The server deletes crossed order book
-levels without publishing anything (protocol.md §3.3), drops messages published while a
-subscription's snapshot is being fetched (§2.5), and has no sequence numbers to detect a gap.
+levels without publishing anything (docs/protocol.md §3.3), drops messages published while a
+subscription's snapshot is being fetched (§2.5 there), and has no sequence numbers to detect a gap.
 
 How (thread "dydx-ws-resync", every ``interval`` seconds while connected):
 
@@ -18,7 +18,7 @@ How (thread "dydx-ws-resync", every ``interval`` seconds while connected):
   account are replaced by the REST view. Each repair is counted (``stats()["resyncs"]``) and
   reported through ``on("resync")``.
 - One failing check (a REST error) is logged and does not stop the others of the same pass.
-- REST route limits (docs/protocol.md): the checks of a pass are spread over half the interval
+- REST route limits (docs/protocol.md §4.12): the checks of a pass are spread over half the interval
   instead of a burst, and the REST client given by the SDK goes through the client's shared
   :class:`~dydx_ws._route_limits.RouteLimiter`. A check whose route budget is spent (or blocked by
   a 429's ``Retry-After``) is deferred to the next pass and counted (``deferred``).

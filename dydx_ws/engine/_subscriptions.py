@@ -3,8 +3,8 @@ users hold.
 
 - A :class:`Topic` is one server-side subscription: channel, the id sent on the wire and the
   ``batched`` flag. Its ``key`` is ``(channel, normalised id)`` — the id the server puts on
-  ``subscribed`` and data frames (``Channel.frame_id`` in :mod:`dydx_ws.protocol._channels`) — so
-  acknowledgements and data are matched exactly.
+  ``subscribed`` and data frames (``Channel.frame_id`` in protocol/_channels.py; docs/protocol.md
+  §2.6) — so acknowledgements and data are matched exactly.
 - A :class:`Subscription` is the handle ``subscribe_*`` returns. Several handles may share one
   topic (one server subscription, callbacks fanned out); the topic is unsubscribed on the wire
   when its last handle goes.

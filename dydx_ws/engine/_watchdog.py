@@ -2,7 +2,7 @@
 
 Why: since mid-2025 the server stops publishing to a subscriber after a send error on its side
 and tells nobody: the subscription stays registered, the connection stays up, pings are answered,
-and the local state quietly ages (docs/protocol.md, "Silent stop"). Only channels that must move
+and the local state quietly ages (docs/protocol.md §4.11). Only channels that must move
 are watched:
 
 - ``v4_block_height``: a message every block. Judged by time (default 30 s of silence).

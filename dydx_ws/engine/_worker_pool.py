@@ -17,7 +17,7 @@ Architecture::
   producer drops them on its next ``submit`` or ``flush`` (the client flushes whenever its I/O
   thread is about to wait for input; ``stop`` drops the rest). Memory is then freed and reused
   on the producer's CPU, where the next items are built, instead of bouncing between two CPUs'
-  caches (measured: ~7-13% more end-to-end throughput on 1.6 KB messages).
+  caches (a measurable end-to-end gain on large messages: bench/README.md).
 - Bounded: each worker holds at most ``queue_size`` pending items (plus the batch in hand, at
   most ``_MAX_BATCH``); beyond that the :class:`OverflowPolicy` applies and every drop is
   counted and reported through ``on_drop(key, n)``. Control callables (``call_soon``) run in

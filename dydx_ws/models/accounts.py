@@ -1,5 +1,5 @@
 """Subaccounts, parent subaccounts, positions, orders, fills, transfers and trading rewards
-(protocol.md §3.5, §3.6, §5.7, §5.8).
+(docs/protocol.md §3.5, §3.6, §5.7, §5.8).
 
 One class per concept serves both REST and WebSocket: the REST object and the stream's update
 carry different subsets of fields, so fields not guaranteed by both are optional.
@@ -86,7 +86,7 @@ class Order(WireModel):
     good_til_block: Optional[int] = opt_height()
     good_til_block_time: Optional[datetime] = opt_timestamp()
     created_at_height: Optional[int] = opt_height()
-    created_at: Optional[datetime] = opt_timestamp()  # newer servers (docs/protocol.md)
+    created_at: Optional[datetime] = opt_timestamp()  # newer servers (docs/protocol.md §3.5)
     updated_at: Optional[datetime] = opt_timestamp()
     updated_at_height: Optional[int] = opt_height()
     client_metadata: Optional[str] = None

@@ -1,4 +1,4 @@
-"""Block height and server time (protocol.md §3.7, §5.5, §5.6)."""
+"""Block height and server time (docs/protocol.md §3.7, §5.5, §5.6)."""
 
 from dataclasses import dataclass
 from datetime import datetime

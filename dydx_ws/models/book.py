@@ -1,4 +1,4 @@
-"""Order book price levels and the REST order book body (protocol.md §3.3, §5.2)."""
+"""Order book price levels and the REST order book body (docs/protocol.md §3.3, §5.2)."""
 
 from dataclasses import dataclass
 from decimal import Decimal

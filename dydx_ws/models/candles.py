@@ -1,4 +1,4 @@
-"""Candles (protocol.md §3.4, §5.3)."""
+"""Candles (docs/protocol.md §3.4, §5.3)."""
 
 from dataclasses import dataclass
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""String enums of the Indexer (protocol.md §3.9). All are open: unknown values are kept."""
+"""String enums of the Indexer (docs/protocol.md §3.9). All are open: unknown values are kept."""
 
 from ._base import OpenEnum
 

@@ -1,5 +1,5 @@
 """Perpetual markets: the full market object (REST and the ``v4_markets`` snapshot), the partial
-trading diffs and the oracle prices streamed as updates (protocol.md §3.1, §5.1)."""
+trading diffs and the oracle prices streamed as updates (docs/protocol.md §3.1, §5.1)."""
 
 from dataclasses import dataclass
 from datetime import datetime

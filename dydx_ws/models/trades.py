@@ -1,4 +1,4 @@
-"""Public trades (protocol.md §3.2, §5.4)."""
+"""Public trades (docs/protocol.md §3.2, §5.4)."""
 
 from dataclasses import dataclass
 from datetime import datetime

@@ -2,7 +2,7 @@
 
 Architecture: ``subscribe_*`` and the REST client call these on the user's thread, so a typo
 fails at the call site instead of coming back later as a server ``error`` frame (which costs a
-rate-limit point, protocol.md §2.4) or as a subscription that silently never receives data.
+rate-limit point, docs/protocol.md §2.4) or as a subscription that silently never receives data.
 Each function returns the canonical value to put on the wire.
 
 - Tickers: ``BASE-QUOTE``. The base allows letters of either case (``kSHIB-USD`` is real),

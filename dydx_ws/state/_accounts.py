@@ -1,4 +1,4 @@
-"""Live local views of subaccounts and parent subaccounts (protocol.md §3.5, §3.6).
+"""Live local views of subaccounts and parent subaccounts (docs/protocol.md §3.5, §3.6).
 
 Job: keep, for one ``(address, number)``, the open orders, positions, asset positions, recent
 fills/transfers/rewards and block height from the ``v4_subaccounts`` snapshot and its updates,

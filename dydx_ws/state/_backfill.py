@@ -1,7 +1,7 @@
 """Trade back-fill: the trades a gap (reconnect, resync) hid from a ``backfill=True`` trades
 subscription, delivered in order and deduplicated before the new snapshot.
 
-Trade ids are ``uint32 height ‖ uint32 tx ‖ uint32 event`` as 24 hex digits (protocol.md §3.2),
+Trade ids are ``uint32 height ‖ uint32 tx ‖ uint32 event`` as 24 hex digits (docs/protocol.md §3.2),
 so their text order is their chronological order. The filler remembers the newest id delivered;
 when a new snapshot arrives after one was already seen, every trade newer than that id is missing
 from the live stream. The snapshot (up to 1000 newest trades) usually covers the gap; when it does

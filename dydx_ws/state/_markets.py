@@ -1,4 +1,4 @@
-"""Local state of every perpetual market, kept from ``v4_markets`` frames (protocol.md §3.1).
+"""Local state of every perpetual market, kept from ``v4_markets`` frames (docs/protocol.md §3.1).
 
 Job: merge the markets snapshot with the streamed ``trading`` diffs (only changed fields are set;
 ``None`` means unchanged) and oracle prices into one ``ticker -> PerpetualMarket`` map.

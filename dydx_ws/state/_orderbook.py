@@ -1,9 +1,9 @@
-"""Local order book of one market, kept from ``v4_orderbook`` frames (protocol.md §3.3).
+"""Local order book of one market, kept from ``v4_orderbook`` frames (docs/protocol.md §3.3).
 
 Job: turn the stream of snapshots and absolute-size level updates into a sorted, uncrossed book
 that any thread can read while one worker thread writes.
 
-Rules it follows (each one is a bug another SDK shipped, anchors.md §3 items 6, 21-24):
+Rules it follows (each one is a bug another SDK shipped):
 
 * A snapshot (``subscribed``, or a REST resync through :meth:`OrderBook.apply_snapshot`)
   **replaces** the book; it is never merged into the old levels, so no ghost level survives a
@@ -157,7 +157,7 @@ class OrderBook:
 
     * ``"message_id"`` (default; the official docs' recipe): every level remembers the
       ``message_id`` of the frame that last set it, a logical clock that only grows within one
-      connection (protocol.md §1.5). The level with the **older** id is removed. On equal ids
+      connection (docs/protocol.md §1.5). The level with the **older** id is removed. On equal ids
       (both set by the same frame) the smaller size is subtracted from the larger: the smaller
       level disappears, both when sizes are equal. Levels set without an id (REST resync) count
       as older than any frame.

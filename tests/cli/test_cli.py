@@ -17,7 +17,7 @@ from typing import List, Tuple
 
 import pytest
 
-from .conftest import DYDX_WS, ROOT, cli_env, run_cli
+from tests.helpers.cli_runner import DYDX_WS, ROOT, cli_env, run_cli
 
 CHANNELS = {
     "v4_trades",

@@ -6,11 +6,10 @@ import json
 from typing import Any, Callable, Dict, List
 
 import pytest
-from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
-
-from .conftest import Raw, StreamBook
+from tests.helpers.raw_ws import Raw, StreamBook
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,11 +8,10 @@ from typing import Callable
 
 import pytest
 import websocket
-from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
-
-from .conftest import Raw
+from tests.helpers.raw_ws import Raw
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,11 +11,10 @@ from typing import Any, Callable, Union
 import pytest
 import requests
 import websocket
-from waiting import wait_until
 
 from dydx_ws.emulator import IndexerEmulator
-
-from .conftest import NoPongWebSocket, Raw
+from tests.helpers.raw_ws import NoPongWebSocket, Raw
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 

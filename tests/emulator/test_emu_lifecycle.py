@@ -13,12 +13,11 @@ from typing import Any, Callable, List
 
 import pytest
 import requests
-from waiting import fd_count, wait_until
 
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.network import Network
-
-from .conftest import FAST, Raw, emulator_threads
+from tests.helpers.raw_ws import FAST, Raw, emulator_threads
+from tests.helpers.waiting import fd_count, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 ROOT = Path(__file__).resolve().parents[2]

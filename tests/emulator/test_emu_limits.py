@@ -11,8 +11,7 @@ import websocket
 
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.emulator.ratelimit import FixedWindowLimiter
-
-from .conftest import Raw
+from tests.helpers.raw_ws import Raw
 
 pytestmark = pytest.mark.timeout(60)
 RATE_LIMITED = '{"message":"Rate limited"}'

@@ -9,8 +9,7 @@ from typing import Any, Callable, Dict
 import pytest
 
 from dydx_ws.emulator import IndexerEmulator
-
-from .conftest import Raw
+from tests.helpers.raw_ws import Raw
 
 pytestmark = pytest.mark.timeout(30)
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")

@@ -10,8 +10,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from dydx_ws.emulator import IndexerEmulator
-
-from .conftest import Raw, StreamBook
+from tests.helpers.raw_ws import Raw, StreamBook
 
 CLIENTS = 20
 DURATION = 60.0

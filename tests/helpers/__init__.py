@@ -1,1 +1,2 @@
-"""Test helpers shared by the suites (servers of our own, waiting utilities)."""
+"""Test helpers shared by the suites: servers of our own, SDK and emulator clients, waiting
+utilities, the fixture corpus, user-script runners."""

@@ -6,9 +6,8 @@ from __future__ import annotations
 import threading
 from typing import Any, Dict
 
-from helpers.fault_server import FaultServer, RawConn, channel_data, serve_indexer, subscribed
-
 from dydx_ws import DydxWebSocketClient, ReconnectPolicy
+from tests.helpers.fault_server import FaultServer, RawConn, channel_data, serve_indexer, subscribed
 
 BOOK = {"bids": [{"price": "100", "size": "1"}], "asks": [{"price": "101", "size": "2"}]}
 

@@ -9,12 +9,12 @@ import threading
 from typing import Any, Callable, Dict, List
 
 import pytest
-from helpers.fault_server import FaultServer, RawConn, serve_indexer
-from waiting import wait_until
 
 from dydx_ws import DydxWebSocketClient, ReconnectPolicy, SubscriptionError
 from dydx_ws.engine._subscriptions import SubscriptionState
 from dydx_ws.events import DisconnectedEvent, ErrorEvent
+from tests.helpers.fault_server import FaultServer, RawConn, serve_indexer
+from tests.helpers.waiting import wait_until
 
 TIMEOUT = 20.0
 HEIGHT = {"height": "26543048", "time": "2024-12-02T18:45:31.771Z"}

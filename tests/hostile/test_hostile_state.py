@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
 
 import pytest
-from helpers.fault_server import FaultServer, RawConn, channel_data, serve_indexer, subscribed
-from waiting import wait_until
 
 from dydx_ws import DecodeError, DydxWebSocketClient, ReconnectPolicy, SubscriptionError
 from dydx_ws.engine._subscriptions import SubscriptionState
 from dydx_ws.events import ErrorEvent
+from tests.helpers.fault_server import FaultServer, RawConn, channel_data, serve_indexer, subscribed
+from tests.helpers.waiting import wait_until
 
 FRAMES = Path(__file__).resolve().parents[1] / "fixtures" / "frames"
 TIMEOUT = 20.0

@@ -12,7 +12,9 @@ import time
 from typing import Any, Callable, Iterator, List
 
 import pytest
-from helpers.fault_server import (
+
+from dydx_ws import DydxWebSocketClient, ErrorEvent, ReconnectPolicy
+from tests.helpers.fault_server import (
     OP_CLOSE,
     OP_PING,
     OP_PONG,
@@ -23,9 +25,7 @@ from helpers.fault_server import (
     encode_frame,
     serve_indexer,
 )
-from waiting import wait_until
-
-from dydx_ws import DydxWebSocketClient, ErrorEvent, ReconnectPolicy
+from tests.helpers.waiting import wait_until
 
 FAST = ReconnectPolicy(initial_delay=0.05, max_delay=0.2, jitter=False)
 Script = Callable[[RawConn], None]

@@ -1,13 +1,13 @@
-"""Fixtures for client integration tests (helpers live in support.py)."""
+"""Fixtures for client integration tests (helpers live in tests/helpers/sdk_client.py)."""
 
 from __future__ import annotations
 
 from typing import Iterator
 
 import pytest
-from support import FAST_EMULATOR
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.sdk_client import FAST_EMULATOR
 
 
 @pytest.fixture

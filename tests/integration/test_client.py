@@ -7,8 +7,6 @@ import threading
 from decimal import Decimal
 
 import pytest
-from support import Recorder, make_client, sdk_threads, subscribe_all
-from waiting import fd_count, wait_until
 
 from dydx_ws import (
     BlockHeightMessage,
@@ -25,6 +23,8 @@ from dydx_ws import (
     TradesMessage,
 )
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.sdk_client import Recorder, make_client, sdk_threads, subscribe_all
+from tests.helpers.waiting import fd_count, wait_until
 
 ALL_TYPES = {
     "v4_trades": TradesMessage,

@@ -15,10 +15,10 @@ import time
 from typing import Any, Callable, Dict, List
 
 import pytest
-from support import Recorder
 
 from dydx_ws import DydxWebSocketClient
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.sdk_client import Recorder
 
 
 def test_the_sdk_threads_run_on_the_given_cpu(emulator: IndexerEmulator) -> None:

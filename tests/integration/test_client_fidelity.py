@@ -8,12 +8,12 @@ import time
 from typing import Any, Callable, List
 
 import pytest
-from support import FAST_EMULATOR, FAST_RECONNECT, make_client
-from waiting import wait_until
 
 from dydx_ws import CandleResolution, DydxWebSocketClient, SubscriptionError
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.engine._subscriptions import SubscriptionState
+from tests.helpers.sdk_client import FAST_EMULATOR, FAST_RECONNECT, make_client
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -7,11 +7,11 @@ import threading
 from typing import List
 
 import pytest
-from support import FAST_EMULATOR, make_client
-from waiting import wait_until
 
 from dydx_ws import ErrorEvent, OrderbookMessage, OverflowPolicy, SubscriptionState
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.sdk_client import FAST_EMULATOR, make_client
+from tests.helpers.waiting import wait_until
 
 
 @pytest.mark.parametrize("policy", list(OverflowPolicy))

@@ -11,10 +11,10 @@ import threading
 from typing import Iterator, List, Optional, Tuple
 
 import pytest
-from support import FAST_EMULATOR, make_client, sdk_threads
 
 from dydx_ws import DydxWebSocketClient
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.sdk_client import FAST_EMULATOR, make_client, sdk_threads
 
 
 class ConnectProxy:

@@ -12,8 +12,6 @@ import time
 from typing import List, Set, Tuple
 
 import pytest
-from support import FAST_EMULATOR, Recorder, make_client, sdk_threads, subscribe_all
-from waiting import wait_until
 
 from dydx_ws import (
     DisconnectedEvent,
@@ -23,6 +21,14 @@ from dydx_ws import (
     SubscriptionState,
 )
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.sdk_client import (
+    FAST_EMULATOR,
+    Recorder,
+    make_client,
+    sdk_threads,
+    subscribe_all,
+)
+from tests.helpers.waiting import wait_until
 
 
 def server_rows(emu: IndexerEmulator, connection_id: object) -> List[Tuple[str, str]]:

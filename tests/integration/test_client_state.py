@@ -10,12 +10,12 @@ from decimal import Decimal
 from typing import Any, Dict, List
 
 import pytest
-from support import FAST_EMULATOR, FAST_RECONNECT, Recorder
-from waiting import wait_until
 
 from dydx_ws import DydxWebSocketClient, ResyncEvent, SubscriptionState, TradesMessage
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.models import OrderbookResponse, PerpetualMarket
+from tests.helpers.sdk_client import FAST_EMULATOR, FAST_RECONNECT, Recorder
+from tests.helpers.waiting import wait_until
 
 
 def book_matches_rest(client: DydxWebSocketClient, emu: IndexerEmulator, ticker: str) -> bool:

@@ -12,11 +12,11 @@ from typing import Iterator, List, Tuple
 
 import pytest
 import trustme
-from support import sdk_threads
-from waiting import wait_until
 from websockets.sync.server import ServerConnection, serve
 
 from dydx_ws import DydxWebSocketClient, ErrorEvent, ReconnectPolicy
+from tests.helpers.sdk_client import sdk_threads
+from tests.helpers.waiting import wait_until
 
 
 def _greet(conn: ServerConnection) -> None:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newcomer_support import run_script, write_script
-
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.user_scripts import run_script, write_script
 
 RAISING = """
     import sys, threading

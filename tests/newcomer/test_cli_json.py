@@ -10,9 +10,9 @@ import sys
 from typing import Any, Iterator, List
 
 import pytest
-from newcomer_support import ROOT, script_env
 
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.user_scripts import ROOT, script_env
 
 CAMEL = re.compile(r"^[a-z]+[A-Z]")
 

@@ -12,9 +12,9 @@ import threading
 from typing import Iterator
 
 import pytest
-from newcomer_support import ROOT, script_env
 
 from dydx_ws import DydxWebSocketClient, ReconnectPolicy
+from tests.helpers.user_scripts import ROOT, script_env
 
 PAGE = (
     b"<html><head><title>404</title></head><body>" + b"<p>not here</p>\n" * 40 + b"</body></html>"

@@ -10,7 +10,8 @@ import sys
 from typing import List
 
 import pytest
-from newcomer_support import ROOT, script_env
+
+from tests.helpers.user_scripts import ROOT, script_env
 
 # Runs the CLI as if the websockets package were not installed.
 WITHOUT_WEBSOCKETS = """

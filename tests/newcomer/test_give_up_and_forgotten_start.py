@@ -9,7 +9,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from newcomer_support import run_script, write_script
+
+from tests.helpers.user_scripts import run_script, write_script
 
 
 def _closed_port() -> int:

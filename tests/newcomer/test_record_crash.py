@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from newcomer_support import ROOT, script_env
 
 from dydx_ws.emulator import IndexerEmulator
 from dydx_ws.replay import read_frames
+from tests.helpers.user_scripts import ROOT, script_env
 
 DYDX_WS = [sys.executable, "-m", "dydx_ws.cli"]
 

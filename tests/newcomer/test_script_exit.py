@@ -10,9 +10,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from newcomer_support import run_script, script_env, write_script
-
 from dydx_ws.emulator import IndexerEmulator
+from tests.helpers.user_scripts import run_script, script_env, write_script
 
 STARTED = textwrap.dedent(
     """

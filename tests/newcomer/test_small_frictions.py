@@ -10,11 +10,11 @@ import subprocess
 import sys
 
 import pytest
-from newcomer_support import ROOT, script_env
 
 import dydx_ws
 from dydx_ws import DydxWebSocketClient, IndexerRestClient, Network, RestError
 from dydx_ws.rest import RestConnectionError
+from tests.helpers.user_scripts import ROOT, script_env
 
 
 def test_network_names_are_accepted_as_strings() -> None:

@@ -9,7 +9,6 @@ import json
 from typing import Any, Dict, Iterator, Type
 
 import pytest
-from fixture_corpus import frame_text, manifest, raw_bytes, rest_body
 
 from dydx_ws import DecodeError, UnknownMessage, decode_message
 from dydx_ws.models import (
@@ -31,6 +30,7 @@ from dydx_ws.models import (
 from dydx_ws.protocol._decode import CHANNELS, reference_decode
 from dydx_ws.protocol._decoders import decoder_for
 from dydx_ws.protocol._messages import Message
+from tests.helpers.fixture_corpus import frame_text, manifest, raw_bytes, rest_body
 
 FRAMES = manifest("frame")
 MALFORMED = manifest("malformed")

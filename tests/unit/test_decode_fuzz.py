@@ -9,9 +9,8 @@ import json
 import random
 from typing import Any, Iterator, List
 
-from fixture_corpus import frame_text, manifest
-
 from dydx_ws import DecodeError, decode_message
+from tests.helpers.fixture_corpus import frame_text, manifest
 
 ODD_VALUES: List[Any] = [None, 0, -1, 1.5, True, "", "x", "NaN", "1e999", [], {}, [[]], {"a": 1}]
 

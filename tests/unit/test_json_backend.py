@@ -9,10 +9,10 @@ from typing import Any, Callable, Tuple
 
 import orjson
 import pytest
-from fixture_corpus import manifest, raw_bytes
 
 from dydx_ws import DecodeError, decode_message
 from dydx_ws.protocol import _json as json_backend
+from tests.helpers.fixture_corpus import manifest, raw_bytes
 
 RAW_INPUTS = [raw_bytes(e) for e in manifest("frame") + manifest("malformed")]
 

@@ -1,0 +1,1 @@
+"""Hostile-server tests: a raw fault-injecting server of our own."""

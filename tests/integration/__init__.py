@@ -1,0 +1,1 @@
+"""Client integration tests against the emulator over loopback sockets."""

@@ -1,0 +1,1 @@
+"""A user script type-checked with mypy as a user would."""
