@@ -1,5 +1,5 @@
 """Pure pieces of the transport: Retry-After parsing, the 101 checks, close frames, the frame
-head checks of the general parser, and the event queue's bound."""
+head checks of the general parser, the send path, and the event queue's bound."""
 
 from __future__ import annotations
 
@@ -9,9 +9,17 @@ import threading
 from typing import Callable, Hashable, Iterator, List, Tuple
 
 import pytest
+import websocket
+from websocket._dispatcher import WrappedDispatcher
 
 from dydx_ws.events import RAW_EXCERPT, Emitter, ErrorEvent, EventHub
-from dydx_ws.transport._frame_reader import FrameReader, ProtocolViolation, parse_close
+from dydx_ws.transport._connection import _HandOff
+from dydx_ws.transport._frame_reader import (
+    FrameReader,
+    ProtocolViolation,
+    WriteOnlySocket,
+    parse_close,
+)
 from dydx_ws.transport._opening import HandshakeError, check_upgrade, parse_retry_after
 
 
@@ -141,3 +149,37 @@ def test_emit_from_many_threads_keeps_the_count() -> None:
     for t in threads:
         t.join()
     assert emitter.pending == 100 and emitter.dropped == 300
+
+
+def test_a_large_frame_is_written_whole_through_websocket_clients_send_path() -> None:
+    """websocket-client's WrappedDispatcher reports every frame as fully sent, whatever the
+    socket took: a frame larger than the socket buffer must still arrive whole."""
+    a, b = socket.socketpair()
+    with a, b:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.settimeout(10)  # as on the I/O thread: a timeout socket, whose send() may be partial
+        app = websocket.WebSocketApp("ws://localhost/")
+        ws = websocket.WebSocket(dispatcher=WrappedDispatcher(app, None, _HandOff(), None))
+        ws.sock = WriteOnlySocket(a)
+        ws.connected = True
+        text = "x" * 1_000_000
+        received = bytearray()
+
+        def drain() -> None:
+            b.settimeout(10)
+            while len(received) < 1_000_014:  # 14: header with a 64-bit length and a mask key
+                chunk = b.recv(65536)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        reader = threading.Thread(target=drain, name="test-drain")
+        reader.start()
+        ws.send(text)
+        reader.join(10)
+        assert len(received) == 1_000_014
+        assert received[:2] == b"\x81\xff" and struct.unpack("!Q", received[2:10])[0] == 1_000_000
+        mask = received[10:14]
+        assert bytes(c ^ mask[i % 4] for i, c in enumerate(received[14:1014])) == b"x" * 1000
+        with pytest.raises(RuntimeError, match="may not read"):
+            ws.recv()  # nothing but the frame reader reads the socket
