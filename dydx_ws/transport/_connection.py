@@ -551,4 +551,3 @@ class Connection:
         for s in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 s.close()
-
