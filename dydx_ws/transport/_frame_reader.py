@@ -23,12 +23,13 @@ allows; ``tests/unit/test_frame_reader_differential.py`` compares this parser wi
 - The socket swap: we replace ``ws.sock`` (its socket attribute) by :class:`WriteOnlySocket`.
   websocket-client then only writes through it: ``ws.send`` / ``ws.ping`` / ``ws.pong`` /
   ``ws.send_close`` build the frame with ``ABNF.create_frame(...).format()`` (masking with a
-  fresh key) and pass it, under ``ws.lock``, to ``WrappedDispatcher.send`` ->
-  ``obj.buffwrite(sock, data, websocket._socket.send, ...)`` -> ``sock.send(data)`` (after
-  ``sock.gettimeout()``). ``WrappedDispatcher.send`` reports the whole frame written whatever
-  was sent, so ``WriteOnlySocket.send`` writes all of it or raises. ``ws.send_close`` also
-  clears ``ws.connected``. We never call ``ws.recv*`` or ``ws.close`` (they would read frames
-  through websocket-client's own ``frame_buffer``): a read through ``ws.sock`` raises.
+  fresh key) and write it under ``ws.lock`` through ``websocket._socket.send(sock, data)``
+  (``sock.gettimeout()``, then ``sock.send(data)``); since 1.9 by way of
+  ``WrappedDispatcher.send`` -> ``obj.buffwrite(sock, data, send, ...)``, which reports the
+  whole frame written whatever was sent, so ``WriteOnlySocket.send`` writes all of it or
+  raises. ``ws.send_close`` also clears ``ws.connected``. We never call ``ws.recv*`` or
+  ``ws.close`` (they would read frames through websocket-client's own ``frame_buffer``): a
+  read through ``ws.sock`` raises.
 - Exceptions: ``WebSocketException`` and its ``WebSocketProtocolException``,
   ``WebSocketTimeoutException`` and ``WebSocketConnectionClosedException`` subclasses;
   ``websocket.STATUS_NORMAL``.

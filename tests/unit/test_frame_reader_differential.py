@@ -150,7 +150,7 @@ def cuttings(stream: bytes, bounds: Sequence[int]) -> Iterator[List[bytes]]:
 
 
 def boundaries(frames: Sequence[bytes]) -> List[int]:
-    return list(itertools.accumulate(len(f) for f in frames))[:-1] + [0]
+    return [0, *itertools.accumulate(len(f) for f in frames)][:-1]  # where each frame starts
 
 
 def check(frames: Sequence[bytes]) -> int:
@@ -263,3 +263,29 @@ def test_ours_is_stricter_where_rfc_6455_says_so(frames: List[bytes]) -> None:
     for fast in (True, False):
         with pytest.raises(ProtocolViolation):
             ours([stream], fast)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_off_switch_sends_every_frame_through_the_general_parser(fast: bool) -> None:
+    calls = {"fast": 0, "general": 0}
+
+    class Counted(FrameReader):
+        __slots__ = ()
+
+        def next_data_frame(self) -> Optional[bytes]:
+            calls["fast"] += 1
+            return super().next_data_frame()
+
+        def next_frame(self) -> Optional[Tuple[int, bool, bytes]]:
+            calls["general"] += 1
+            return super().next_frame()
+
+    stream = b"".join(frame(TEXT, b"%d" % i) for i in range(10))
+    sock = ChunkSocket([stream])
+    got: List[bytes] = []
+    Counted(sock, sock.readable, 1 << 20, fast_frames=fast).read(got.append, lambda *_: False, 64)
+    assert got == [b"%d" % i for i in range(10)]
+    if fast:
+        assert calls["fast"] >= 10 and calls["general"] == 0
+    else:
+        assert calls["fast"] == 0 and calls["general"] == 11  # the first finds the buffer empty

@@ -10,7 +10,6 @@ from typing import Callable, Hashable, Iterator, List, Tuple
 
 import pytest
 import websocket
-from websocket._dispatcher import WrappedDispatcher
 
 from dydx_ws.events import RAW_EXCERPT, Emitter, ErrorEvent, EventHub
 from dydx_ws.transport._connection import _HandOff
@@ -152,14 +151,15 @@ def test_emit_from_many_threads_keeps_the_count() -> None:
 
 
 def test_a_large_frame_is_written_whole_through_websocket_clients_send_path() -> None:
-    """websocket-client's WrappedDispatcher reports every frame as fully sent, whatever the
-    socket took: a frame larger than the socket buffer must still arrive whole."""
+    """websocket-client (1.9) sends through its WrappedDispatcher, which reports every frame as
+    fully sent whatever the socket took: a frame larger than the socket buffer must still
+    arrive whole."""
     a, b = socket.socketpair()
     with a, b:
         a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
         a.settimeout(10)  # as on the I/O thread: a timeout socket, whose send() may be partial
-        app = websocket.WebSocketApp("ws://localhost/")
-        ws = websocket.WebSocket(dispatcher=WrappedDispatcher(app, None, _HandOff(), None))
+        app = websocket.WebSocketApp("ws://localhost/")  # as run_forever(dispatcher=) builds it:
+        ws = websocket.WebSocket(dispatcher=app.create_dispatcher(None, _HandOff(), False))
         ws.sock = WriteOnlySocket(a)
         ws.connected = True
         text = "x" * 1_000_000
