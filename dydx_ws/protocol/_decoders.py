@@ -237,15 +237,20 @@ def _compile(cls: type) -> Decoder:
     return fn
 
 
-def _single_converter(gen: _Gen, conv: str, name: str) -> Decoder:
+def _single_converter(gen: _Gen, conv: str, name: Optional[str] = None) -> Decoder:
+    """One value's conversion as a function; ``name``: registered for tracebacks (once per
+    field; the error path's throw-away converters are not, so ``linecache`` stays bounded)."""
     ns = dict(gen.ns)
     _exec_source(f"def _conv(v):\n    return {conv}\n", name, ns)
     return ns["_conv"]  # type: ignore[no-any-return]
 
 
-def _exec_source(src: str, name: str, ns: Dict[str, Any]) -> None:
+def _exec_source(src: str, name: Optional[str], ns: Dict[str, Any]) -> None:
     """Run generated source under a pseudo-filename of its own, registered with ``linecache``
-    so that tracebacks through the generated code show its lines."""
+    (unless ``name`` is None) so that tracebacks through the generated code show its lines."""
+    if name is None:
+        exec(compile(src, "<dydx_ws generated converter>", "exec"), ns)
+        return
     filename = f"<dydx_ws generated decoder {name} #{next(_GENERATED)}>"
     linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
     exec(compile(src, filename, "exec"), ns)
