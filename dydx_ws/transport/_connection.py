@@ -121,7 +121,7 @@ class ConnectionListener(Protocol):
 
 class _HandOff:
     """The ``dispatcher=`` object websocket-client registers its frame reader with (we run the
-    loop ourselves); sends go straight to the socket."""
+    loop ourselves); sends (websocket-client 1.9) go straight to ``ws.sock``, which writes all."""
 
     def __init__(self) -> None:
         self.read_callback: Optional[Callable[[], bool]] = None
