@@ -19,7 +19,6 @@ accessors, events, stats and the lifecycle. It never runs user code on the I/O t
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from types import TracebackType
@@ -67,13 +66,14 @@ from .rest import IndexerRestClient
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .state._orderbook import OrderBook
 from .state._store import LocalState
-from .transport._connection import (
+from .transport._connection import Connection
+from .transport._options import (
     DEFAULT_MAX_HANDSHAKE_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
     MIN_MAX_MESSAGE_SIZE,
-    Connection,
     ConnectionOptions,
     check_proxy,
+    tls_options,
 )
 from .transport._reconnect import ReconnectPolicy
 
@@ -114,6 +114,9 @@ class DydxWebSocketClient:
       checked on its declared length before it is buffered (default 64 MiB, at least 64 KiB);
       ``max_handshake_size``: the largest HTTP upgrade response (default 64 KiB). Over either,
       the connection is failed with an ``error`` event and reconnected.
+    - ``fast_frames``: the receive fast path for complete, unfragmented data frames (default
+      on); ``False`` parses every frame with the general, checking parser (slower; the same
+      messages).
     - ``ca_bundle`` (a CA file) or ``sslopt`` (websocket-client TLS options); certificates are
       verified by default. ``proxy``: ``http://[user:pw@]host:port`` or ``socks5://host:port``.
     - ``batched``: default ``batched`` flag of subscriptions (per-call ``batched=`` overrides).
@@ -151,6 +154,7 @@ class DydxWebSocketClient:
         connect_timeout: float = 10.0,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE,
+        fast_frames: bool = True,
         ca_bundle: Optional[str] = None,
         sslopt: Optional[Dict[str, Any]] = None,
         proxy: Optional[str] = None,
@@ -181,11 +185,12 @@ class DydxWebSocketClient:
             ping_interval=ping_interval,
             pong_timeout=pong_timeout,
             connect_timeout=connect_timeout,
-            sslopt=_tls_options(self.network.ws_url, ca_bundle, sslopt),
+            sslopt=tls_options(self.network.ws_url, ca_bundle, sslopt),
             proxy=check_proxy(proxy),
             headers=headers,
             max_message_size=max_message_size,
             max_handshake_size=max_handshake_size,
+            fast_frames=bool(fast_frames),
         )
         self._auto_affinity: Optional[AutoAffinity] = None
         if isinstance(cpu_affinity, str) and cpu_affinity == "auto":
@@ -664,19 +669,6 @@ def _untyped(callback: Optional[Callable[[Any], Any]]) -> Optional[Callback]:
     """A channel's typed callback as the registry stores it: the router only hands it messages
     of that channel, so its parameter type holds (the annotation is for the user's type checker)."""
     return callback
-
-
-def _tls_options(
-    url: str, ca_bundle: Optional[str], sslopt: Optional[Dict[str, Any]]
-) -> Optional[Dict[str, Any]]:
-    """Certificate verification on by default; a CA bundle or explicit ``sslopt`` may be given."""
-    if not url.lower().startswith("wss://"):
-        return sslopt
-    options: Dict[str, Any] = {"cert_reqs": ssl.CERT_REQUIRED, "check_hostname": True}
-    if ca_bundle:
-        options["ca_certs"] = ca_bundle
-    options.update(sslopt or {})
-    return options
 
 
 def _log_worker_error(key: Any, item: object, exc: BaseException) -> None:

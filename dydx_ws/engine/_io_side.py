@@ -33,7 +33,8 @@ from ..protocol._decode import DATA_TYPES, decode_message
 from ..protocol._messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
 from ..protocol._server_errors import ErrorAction, action_for, keys_of_error
 from ..state._store import Key, LocalState
-from ..transport._connection import CloseInfo, Connection, ProtocolViolation
+from ..transport._connection import CloseInfo, Connection
+from ..transport._frame_reader import ProtocolViolation
 from ._subscriptions import SubscriptionRegistry, SubscriptionState, Topic
 from ._throttle import Throttle
 from ._watchdog import IdleWatchdog

@@ -11,11 +11,15 @@ attribute, so reading it, ``==``, ``repr``, ``to_dict`` and ``dataclasses.replac
 ``None`` (only ``vars(obj)`` omits it). The result equals ``Model.from_dict(data)`` for every
 valid payload (a test proves it on every fixture); invalid payloads raise ordinary exceptions,
 which :func:`locate_error` turns into the path of the offending field on the (slow) error path.
+Each generated function's source is registered with ``linecache`` under a pseudo-filename of its
+own, so a traceback through it shows the line that failed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import linecache
 import typing
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +38,7 @@ _DECODERS: Dict[type, Decoder] = {}
 _FIELD_PLANS: Dict[type, List[Tuple[str, str, bool, Decoder, Any]]] = {}
 _TS_CACHE: Dict[str, datetime] = {}
 _TS_CACHE_MAX = 8192
+_GENERATED = itertools.count(1)  # numbers the pseudo-filenames of generated code
 
 
 # -- converters used by generated code (cold paths only: the common case is inlined) -----------
@@ -221,21 +226,34 @@ def _compile(cls: type) -> Decoder:
         else:  # a constant default, also a class attribute
             lines.append(f"    v = d.get({wire!r}, _M)")
             lines.append(f"    if v is not _M: {attr} = None if v is None else {conv}")
-        single = _single_converter(gen, conv)
+        single = _single_converter(gen, conv, f"{cls.__module__}.{cls.__qualname__}.{f.name}")
         plan.append((f.name, wire, required, single, tp))
     lines.append("    return o")
     src = "\n".join(lines)
-    exec(compile(src, f"<dydx_ws.protocol._decoders {cls.__name__}>", "exec"), gen.ns)
+    _exec_source(src, f"{cls.__module__}.{cls.__qualname__}", gen.ns)
     _FIELD_PLANS[cls] = plan
     fn: Decoder = gen.ns[f"decode_{cls.__name__}"]
     fn.__doc__ = f"Generated decoder for {cls.__qualname__}.\n\n{src}"
     return fn
 
 
-def _single_converter(gen: _Gen, conv: str) -> Decoder:
+def _single_converter(gen: _Gen, conv: str, name: Optional[str] = None) -> Decoder:
+    """One value's conversion as a function; ``name``: registered for tracebacks (once per
+    field; the error path's throw-away converters are not, so ``linecache`` stays bounded)."""
     ns = dict(gen.ns)
-    exec(f"def _conv(v):\n    return {conv}\n", ns)
+    _exec_source(f"def _conv(v):\n    return {conv}\n", name, ns)
     return ns["_conv"]  # type: ignore[no-any-return]
+
+
+def _exec_source(src: str, name: Optional[str], ns: Dict[str, Any]) -> None:
+    """Run generated source under a pseudo-filename of its own, registered with ``linecache``
+    (unless ``name`` is None) so that tracebacks through the generated code show its lines."""
+    if name is None:
+        exec(compile(src, "<dydx_ws generated converter>", "exec"), ns)
+        return
+    filename = f"<dydx_ws generated decoder {name} #{next(_GENERATED)}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(keepends=True), filename)
+    exec(compile(src, filename, "exec"), ns)
 
 
 def _strip_optional(tp: Any) -> Any:

@@ -4,14 +4,16 @@ Architecture::
 
     thread "dydx-ws-io":
       loop until stop():
-        open_socket()  (transport.py)                    # TCP (+ proxy) + TLS, one deadline
+        open_socket()  (_opening.py)                     # TCP (+ proxy) + TLS, one deadline
         WebSocketApp.run_forever(socket=HandshakeSocket,   # the HTTP upgrade, bounded by the
-                                 dispatcher=<hand-off>)    # same deadline; returns once open
+                                 dispatcher=_HandOff)      # same deadline; returns once open
+        ws.sock = WriteOnlySocket(raw)                     # websocket-client only writes now
         serve(): select([socket, wake-pipe], timeout)      # every byte of I/O happens here
-          - readable socket   -> frames parsed from our read buffer -> listener.on_frame(data)
-                                 (data frames on a fast path; control frames, fragments and
-                                 RFC 6455 checks on the general one; nothing blocks outside
-                                 select, so a stall anywhere ends at the heartbeat deadline)
+          - readable socket   -> FrameReader.read() (_frame_reader.py): frames sliced from our
+                                 own 64 KiB read buffer, RFC 6455 checks, fragments joined
+                                 -> listener.on_frame(data); ping -> pong; close -> echoed
+                                 (nothing blocks outside select, so a stall anywhere, even
+                                 inside a frame, ends at the heartbeat deadline)
           - due sends         -> paced: <= 2 subscribes per (channel, id) per ~1.2 s
           - heartbeat         -> a ping frame every ping_interval; no pong within pong_timeout
                                  means a dead or half-open link: drop it and reconnect
@@ -20,34 +22,35 @@ Architecture::
         sleep(backoff) interruptibly; >= 30 s after an HTTP 429, >= Retry-After (capped)
 
 Why a hand-off dispatcher: given a custom ``dispatcher=`` object, ``run_forever`` performs the
-handshake, registers its frame reader with that object and returns. We run our own select loop
-and parse frames ourselves, so heartbeat, pacing, stop and reading share one thread,
-websocket-client's own ping thread and fixed-sleep ``reconnect=`` are never used, and the
-server's pings are answered even while user callbacks block on the worker threads.
-websocket-client still writes the frames (masking) and performs the upgrade. The listener's
-callbacks run on this thread and must be quick.
+handshake, registers its frame reader with that object and returns. We never call that reader:
+frames are parsed by :class:`FrameReader`, so heartbeat, pacing, stop and reading share one
+thread, websocket-client's own ping thread and fixed-sleep ``reconnect=`` are never used, and
+the server's pings are answered even while user callbacks block on the worker threads.
+websocket-client still performs the upgrade and writes (masks) every outgoing frame; the
+internals this relies on are listed in ``_frame_reader.py``. The listener's callbacks run on
+this thread and must be quick.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import selectors
 import socket
-import ssl
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, Hashable, List, Optional, Protocol, Tuple
 
 import websocket
 
-from ..errors import DydxConnectionError
+from ._frame_reader import FrameReader, ProtocolViolation, WriteOnlySocket, parse_close
 from ._opening import HandshakeError, HandshakeSocket, check_upgrade, open_socket
-from ._reconnect import ReconnectPolicy
+from ._options import ConnectionOptions
 
-__all__ = ["CloseInfo", "Connection", "ConnectionListener", "ConnectionOptions"]
+__all__ = ["CloseInfo", "Connection", "ConnectionListener"]
 
 log = logging.getLogger("dydx_ws.transport._connection")
 
@@ -69,42 +72,9 @@ logging.getLogger("websocket").addFilter(_DemoteOwnThreadRecords())
 SUBSCRIBE_WINDOW = 1.2  # seconds; the server allows 2 subscribes per channel+id per 1 s window
 SUBSCRIBES_PER_WINDOW = 2
 _MAX_WAIT = 1.0  # the serve loop wakes at least this often
-_READ_SIZE = 65536  # bytes asked of the socket per read
 _BURST = 64  # frames read back to back before sends, pings and ticks are looked at again
-#: The largest message accepted (a frame, or a fragmented message in total). The largest real
-#: snapshots (every market; a subaccount with its orders; 100-level books) are well under 1 MiB,
-#: the server's own inbound limit is 100 MiB; a declared size above this fails the link at once.
-DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
-MIN_MAX_MESSAGE_SIZE = 65536  # the fast path checks sizes only for 64-bit lengths (>= 64 KiB)
-DEFAULT_MAX_HANDSHAKE_SIZE = 64 * 1024  # the HTTP upgrade response, headers and any body
 RETRY_AFTER_CAP = 300.0  # seconds: the longest Retry-After honoured
 _CLOSE_WAIT = 1.0  # seconds the close handshake may take on stop()
-_VALID_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, *range(1007, 1015), *range(3000, 5000)))
-
-
-class ProtocolViolation(DydxConnectionError, websocket.WebSocketProtocolException):
-    """The server broke RFC 6455 (or a configured limit): the link is failed with ``code``."""
-
-    def __init__(self, message: str, code: int = 1002) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class ConnectionOptions:
-    """Transport settings (see :class:`~dydx_ws.DydxWebSocketClient` for their meaning)."""
-
-    url: str
-    reconnect: ReconnectPolicy = field(default_factory=ReconnectPolicy)
-    ping_interval: float = 20.0
-    pong_timeout: float = 10.0
-    connect_timeout: float = 10.0
-    sslopt: Optional[Dict[str, Any]] = None
-    proxy: Optional[str] = None
-    headers: Optional[Dict[str, str]] = None
-    thread_name: str = "dydx-ws-io"
-    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
-    max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE
 
 
 @dataclass
@@ -151,7 +121,7 @@ class ConnectionListener(Protocol):
 
 class _HandOff:
     """The ``dispatcher=`` object websocket-client registers its frame reader with (we run the
-    loop ourselves); sends go straight to the socket."""
+    loop ourselves); sends (websocket-client 1.9) go straight to ``ws.sock``, which writes all."""
 
     def __init__(self) -> None:
         self.read_callback: Optional[Callable[[], bool]] = None
@@ -192,168 +162,6 @@ class _SendPacer:
         self._sent.clear()
 
 
-class _BufferedSocket:
-    """The connected socket, read in large chunks.
-
-    websocket-client asks for exact byte counts (header, length, payload: 2-3 ``recv`` calls per
-    frame). Each system call releases and re-acquires the GIL, and with worker threads running
-    that hand-off dominated the receive path. One 64 KiB ``recv`` here serves many frames, and
-    the serve loop reads buffered frames without waiting in ``select``; a frame cut by the end of
-    a read is completed here too (``need`` / ``fill``). ``next_data_frame`` is the fast path;
-    ``next_frame`` parses (and checks) everything else. Everything else is the real socket's.
-    """
-
-    __slots__ = ("_buf", "_eof", "_max", "_pending", "_pos", "_readable_now", "_sock", "need")
-
-    def __init__(
-        self,
-        sock: Any,
-        readable_now: Callable[[], bool],
-        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    ) -> None:
-        self._sock = sock
-        self._max = max_message_size
-        self._readable_now = readable_now  # does the socket have bytes, without waiting?
-        self._pending: Optional[Callable[[], int]] = getattr(sock, "pending", None)  # TLS
-        self._buf = b""
-        self._pos = 0
-        self._eof = False
-        #: Bytes still missing from a fast-path frame at the head of the buffer (0: none).
-        self.need = 0
-
-    def recv(self, bufsize: int) -> bytes:
-        buf, pos = self._buf, self._pos
-        if pos >= len(buf):
-            buf = bytes(self._sock.recv(max(bufsize, _READ_SIZE)))
-            if not buf:
-                self._eof = True
-                return buf
-            self._buf, pos = buf, 0
-        end = pos + bufsize
-        self._pos = end
-        return buf[pos:end]  # copies only the slice, never the rest of the buffer
-
-    def next_data_frame(self) -> Optional[bytes]:
-        """The payload of the next frame if it is a complete, final, unmasked text or binary
-        frame already in the buffer (the common case, parsed here in a few operations);
-        otherwise None and nothing is consumed. ``need`` then says how many more bytes such a
-        frame still needs (see ``fill``), or is 0 when next_frame() must parse what comes
-        next (control frames, fragments, frames over ``max_message_size``, anything else)."""
-        buf, pos = self._buf, self._pos
-        avail = len(buf) - pos
-        if avail < 2:
-            self.need = 0 if self._eof else 2 - avail
-            return None
-        b0, b1 = buf[pos], buf[pos + 1]
-        if (b0 != 0x81 and b0 != 0x82) or b1 > 127:  # not FIN + text/binary, or masked
-            self.need = 0
-            return None
-        n = b1
-        head = 2
-        if n == 126:
-            if avail < 4:
-                self.need = 0 if self._eof else 4 - avail
-                return None
-            n = (buf[pos + 2] << 8) | buf[pos + 3]
-            head = 4
-        elif n == 127:
-            if avail < 10:
-                self.need = 0 if self._eof else 10 - avail
-                return None
-            n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-            if n > self._max:  # next_frame() fails the link before anything is buffered
-                self.need = 0
-                return None
-            head = 10
-        end = pos + head + n
-        if end > len(buf):
-            self.need = 0 if self._eof else end - len(buf)
-            return None
-        self._pos = end
-        return buf[pos + head : end]
-
-    def next_frame(self) -> Optional[Tuple[int, bool, bytes]]:
-        """The next frame of any kind as ``(opcode, fin, payload)``, or None while it is
-        incomplete (``need`` says how many bytes are missing; 0 at end of stream). The frame
-        head is checked before its payload is waited for: a masked frame, RSV bits (no
-        extension is ever negotiated), a reserved opcode, a fragmented or >125-byte control
-        frame, or a length over ``max_message_size`` raise :class:`ProtocolViolation`."""
-        buf, pos = self._buf, self._pos
-        avail = len(buf) - pos
-        self.need = 0
-        if avail < 2:
-            self.need = 0 if self._eof else 2 - avail
-            return None
-        b0, b1 = buf[pos], buf[pos + 1]
-        opcode, fin, n = b0 & 0x0F, bool(b0 & 0x80), b1 & 0x7F
-        if b1 & 0x80:
-            raise ProtocolViolation("the server sent a masked frame")
-        if b0 & 0x70:
-            raise ProtocolViolation(f"RSV bits {(b0 >> 4) & 7:#05b} set, no extension agreed")
-        if opcode >= 0x8:
-            if opcode > 0xA:
-                raise ProtocolViolation(f"reserved control opcode {opcode:#x}")
-            if not fin:
-                raise ProtocolViolation("fragmented control frame")
-            if n > 125:
-                raise ProtocolViolation("control frame longer than 125 bytes")
-        elif opcode > 0x2:
-            raise ProtocolViolation(f"reserved data opcode {opcode:#x}")
-        head = 2
-        if n == 126:
-            head = 4
-        elif n == 127:
-            head = 10
-        if avail < head:
-            self.need = 0 if self._eof else head - avail
-            return None
-        if n == 126:
-            n = (buf[pos + 2] << 8) | buf[pos + 3]
-        elif n == 127:
-            n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-        if n > self._max:
-            raise ProtocolViolation(
-                f"a frame of {n} bytes exceeds max_message_size ({self._max})", code=1009
-            )
-        end = pos + head + n
-        if end > len(buf):
-            self.need = 0 if self._eof else end - len(buf)
-            return None
-        self._pos = end
-        return opcode, fin, buf[pos + head : end]
-
-    def fill(self) -> bool:
-        """Append what the socket has ready (without waiting) to the unread bytes; False if
-        nothing was ready. At end of stream ``need`` stays 0, so ``next_frame`` reports the end
-        (None with ``need`` 0)."""
-        if not self._tls_pending() and not self._readable_now():
-            return False
-        try:
-            chunk = self._sock.recv(max(self.need, _READ_SIZE))
-        except ssl.SSLWantReadError:  # part of a TLS record: the rest is on its way
-            return False
-        if not chunk:
-            self._eof = True
-            self.need = 0
-            return True
-        self._buf = self._buf[self._pos :] + chunk
-        self._pos = 0
-        self.need = 0  # the head frame is parsed again by the next next_data_frame()
-        return True
-
-    def buffered(self) -> bool:
-        """A frame can be read without touching the socket (or the TLS layer holds bytes)."""
-        return (self._pos < len(self._buf) and not self.need) or self._tls_pending()
-
-    def _tls_pending(self) -> bool:
-        """Decrypted bytes wait in the TLS layer (invisible to ``select``)."""
-        pending = self._pending
-        return pending is not None and pending() > 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
-
-
 @dataclass
 class _Outgoing:
     text: str
@@ -380,8 +188,6 @@ class Connection:
         self._backoff = options.reconnect.backoff()
         self._raw: Optional[socket.socket] = None  # the current attempt's socket
         self._close_by = 0.0  # when stop()'s close handshake gives up
-        self._fragments: Optional[List[bytes]] = None  # a fragmented message being received
-        self._fragments_size = 0
         self._close: Dict[str, Any] = {}
         self._last_pong = 0.0
         self._ping_sent = 0.0
@@ -564,14 +370,16 @@ class Connection:
         frame, ends in ping_interval + pong_timeout, and stop() wakes it at once."""
         probe = selectors.DefaultSelector()  # "readable right now?" for frames cut by a read
         probe.register(raw, selectors.EVENT_READ)
-        sock = _BufferedSocket(raw, lambda: bool(probe.select(0)), self._opt.max_message_size)
-        ws.sock = sock  # type: ignore[assignment]  # sends still go through websocket-client
-        buffered = sock.buffered
-        next_data_frame = sock.next_data_frame
+        reader = FrameReader(
+            raw,
+            lambda: bool(probe.select(0)),
+            self._opt.max_message_size,
+            fast_frames=self._opt.fast_frames,
+        )
+        ws.sock = WriteOnlySocket(raw)  # type: ignore[assignment]  # it writes; the reader reads
+        buffered = reader.buffered
         on_message = self._on_message
-        self._fragments = None
-        self._fragments_size = 0
-        fast_ok = True  # not inside a fragmented message
+        on_control = functools.partial(self._on_control, ws)
         sel = selectors.DefaultSelector()
         sel.register(raw, selectors.EVENT_READ, "socket")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -609,72 +417,30 @@ class Connection:
                     readable = any(key.data == "socket" for key, _ in events)
                 if any(key.data == "wake" for key, _ in events):
                     self._drain_wake()
-                if readable:
-                    # Frames already buffered are read back to back; the housekeeping above
-                    # (sends, pings, ticks) runs again at least every _BURST frames.
-                    for _ in range(_BURST):
-                        payload = next_data_frame() if fast_ok else None
-                        if payload is not None:
-                            on_message(None, payload)
-                        elif fast_ok and sock.need:
-                            if not sock.fill():
-                                break  # the rest of the frame has not arrived: select
-                            continue
-                        else:
-                            frame = sock.next_frame()
-                            if frame is None:
-                                if not sock.need:
-                                    raise websocket.WebSocketConnectionClosedException(
-                                        "the server closed the TCP connection"
-                                    )
-                                if not sock.fill():
-                                    break
-                                continue
-                            if self._on_other_frame(ws, *frame):
-                                return  # the server closed: code and reason are recorded
-                            fast_ok = self._fragments is None
-                        if not buffered():
-                            break
+                # Frames already buffered are read back to back; the housekeeping above
+                # (sends, pings, ticks) runs again at least every _BURST frames.
+                if readable and reader.read(on_message, on_control, _BURST):
+                    return  # the server closed: code and reason are recorded
         except BaseException as exc:
             error = exc
             raise
         finally:
-            self._teardown(ws, sock, raw, error)
+            self._teardown(ws, reader, raw, error)
             sel.close()
             probe.close()
 
-    def _on_other_frame(self, ws: websocket.WebSocket, opcode: int, fin: bool, data: bytes) -> bool:
-        """A frame the fast path left: fragments, control frames. True when the server closed."""
+    def _on_control(self, ws: websocket.WebSocket, opcode: int, data: bytes) -> bool:
+        """A ping, pong or close from the server; True when the server closed."""
         if opcode == 0x9:  # ping
             ws.pong(data)
         elif opcode == 0xA:  # pong
-            self._on_pong(None, data)
+            self._last_pong = time.monotonic()
         elif opcode == 0x8:
-            code, reason = _parse_close(data)
+            code, reason = parse_close(data)
             self._on_close(None, code, reason)
             with contextlib.suppress(Exception):  # the peer may be gone already
                 ws.send_close(code or websocket.STATUS_NORMAL)  # echo it (RFC 6455 5.5.1)
             return True
-        elif opcode == 0x0:
-            parts = self._fragments
-            if parts is None:
-                raise ProtocolViolation("a continuation frame outside a fragmented message")
-            self._fragments_size += len(data)
-            if self._fragments_size > self._opt.max_message_size:
-                raise ProtocolViolation(
-                    f"a fragmented message exceeds max_message_size ({self._opt.max_message_size})",
-                    code=1009,
-                )
-            parts.append(data)
-            if fin:
-                self._fragments = None
-                self._on_message(None, b"".join(parts))
-        elif self._fragments is not None:
-            raise ProtocolViolation("a new data frame inside a fragmented message")
-        elif fin:
-            self._on_message(None, data)
-        else:
-            self._fragments, self._fragments_size = [data], len(data)
         return False
 
     def _flush_sends(self, ws: websocket.WebSocket, now: float) -> float:
@@ -709,7 +475,7 @@ class Connection:
     def _teardown(
         self,
         ws: websocket.WebSocket,
-        sock: _BufferedSocket,
+        reader: FrameReader,
         raw: socket.socket,
         error: Optional[BaseException],
     ) -> None:
@@ -720,36 +486,33 @@ class Connection:
                 ws.send_close(error.code, str(error)[:120].encode())
             elif error is None and self._stop.is_set() and ws.connected:
                 ws.send_close(websocket.STATUS_NORMAL)
-                self._await_close(sock, raw, self._close_by)
+                self._await_close(reader, raw, self._close_by)
         except Exception:  # best effort on a dying socket
             log.debug("close handshake failed", exc_info=True)
 
     @staticmethod
-    def _await_close(sock: _BufferedSocket, raw: socket.socket, until: float) -> None:
+    def _await_close(reader: FrameReader, raw: socket.socket, until: float) -> None:
         """Read (and discard) frames until the server's close frame, the end of the stream or
         ``until``."""
         with selectors.DefaultSelector() as sel:
             sel.register(raw, selectors.EVENT_READ)
             while True:
-                frame = sock.next_frame()
+                frame = reader.next_frame()
                 if frame is not None:
                     if frame[0] == 0x8:
                         return
                     continue
                 remaining = until - time.monotonic()
-                if not sock.need or remaining <= 0:
+                if not reader.need or remaining <= 0:
                     return
-                if sel.select(remaining) and not sock.fill():
+                if sel.select(remaining) and not reader.fill():
                     return
 
     # -- websocket-client callbacks (I/O thread) ------------------------------------------------
-    def _on_message(self, _ws: Any, data: Any) -> None:
+    def _on_message(self, data: bytes) -> None:
         self.frames_received += 1
         self.bytes_received += len(data)
         self._listener.on_frame(data)
-
-    def _on_pong(self, _ws: Any, _data: Any) -> None:
-        self._last_pong = time.monotonic()
 
     def _on_error(self, _ws: Any, error: BaseException) -> None:
         self._close.setdefault("error", error)
@@ -788,30 +551,3 @@ class Connection:
         for s in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 s.close()
-
-
-def check_proxy(proxy: Optional[str]) -> Optional[str]:
-    """The proxy URL (``http://user:pw@host:port``, ``socks5://host:port``...), validated."""
-    if not proxy:
-        return None
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(proxy)
-    if not parts.hostname or parts.scheme.lower() not in ("http", "https", "socks4", "socks5"):
-        raise ValueError(f"invalid proxy URL {proxy!r}")
-    return proxy
-
-
-def _parse_close(data: bytes) -> Tuple[Optional[int], str]:
-    """Code and reason of a close frame (RFC 6455 5.5.1, 7.4); ProtocolViolation if invalid."""
-    if not data:
-        return None, ""
-    if len(data) == 1:
-        raise ProtocolViolation("a close frame with a 1-byte payload")
-    code = (data[0] << 8) | data[1]
-    if code not in _VALID_CLOSE_CODES:
-        raise ProtocolViolation(f"invalid close code {code}")
-    try:
-        return code, data[2:].decode("utf-8")
-    except UnicodeDecodeError:
-        raise ProtocolViolation("a close reason that is not UTF-8", code=1007) from None

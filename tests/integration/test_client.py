@@ -37,9 +37,10 @@ ALL_TYPES = {
 }
 
 
-def test_all_seven_channels_end_to_end(emulator: IndexerEmulator) -> None:
+@pytest.mark.parametrize("fast_frames", [True, False])  # False: every frame, general parser
+def test_all_seven_channels_end_to_end(emulator: IndexerEmulator, fast_frames: bool) -> None:
     rec = Recorder()
-    with make_client(emulator) as client:
+    with make_client(emulator, fast_frames=fast_frames) as client:
         subs = subscribe_all(client, emulator, rec)  # after start(), before connected
         for sub in subs:
             assert sub.wait_subscribed(10), sub

@@ -9,7 +9,7 @@ from typing import Iterator, Tuple
 
 import pytest
 
-from dydx_ws.transport._connection import _BufferedSocket
+from dydx_ws.transport._frame_reader import FrameReader
 
 
 def frame(payload: bytes, first: int = 0x81, mask: bool = False) -> bytes:
@@ -25,21 +25,24 @@ def frame(payload: bytes, first: int = 0x81, mask: bool = False) -> bytes:
 
 
 @pytest.fixture
-def pair() -> Iterator[Tuple[socket.socket, _BufferedSocket]]:
+def pair() -> Iterator[Tuple[socket.socket, FrameReader]]:
     a, b = socket.socketpair()
     with a, b:
-        yield a, _BufferedSocket(b, readable_now=lambda: True)  # tests send before reading
+        yield a, FrameReader(b, lambda: True, 1 << 26)  # tests send before reading
 
 
-def pull(writer: socket.socket, reader: _BufferedSocket, data: bytes) -> None:
-    """Send ``data`` and pull it into the reader's buffer (recv(0) fills without consuming)."""
+def pull(writer: socket.socket, reader: FrameReader, data: bytes) -> None:
+    """Send ``data`` and pull it into the reader's buffer."""
     writer.sendall(data)
-    got = reader.recv(0)
-    assert got == b"" and reader.buffered()
+    assert reader.fill() and reader.buffered()
+
+
+def unread(reader: FrameReader) -> bytes:
+    return reader._buf[reader._pos :]
 
 
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 200_000])
-def test_every_length_encoding(pair: Tuple[socket.socket, _BufferedSocket], size: int) -> None:
+def test_every_length_encoding(pair: Tuple[socket.socket, FrameReader], size: int) -> None:
     writer, reader = pair
     payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     data = frame(payload) + frame(b'{"next":1}')
@@ -55,7 +58,7 @@ def test_every_length_encoding(pair: Tuple[socket.socket, _BufferedSocket], size
     assert not reader.buffered()
 
 
-def test_binary_frames_are_taken_too(pair: Tuple[socket.socket, _BufferedSocket]) -> None:
+def test_binary_frames_are_taken_too(pair: Tuple[socket.socket, FrameReader]) -> None:
     writer, reader = pair
     pull(writer, reader, frame(b"\x01\x02", first=0x82))
     assert reader.next_data_frame() == b"\x01\x02"
@@ -64,7 +67,7 @@ def test_binary_frames_are_taken_too(pair: Tuple[socket.socket, _BufferedSocket]
 @pytest.mark.parametrize(
     "data",
     [
-        frame(b"", first=0x89),  # ping: websocket-client answers it
+        frame(b"", first=0x89),  # ping: the connection answers it
         frame(b"", first=0x8A),  # pong
         frame(b"\x03\xe8", first=0x88),  # close
         frame(b"part", first=0x01),  # first fragment (no FIN)
@@ -77,25 +80,25 @@ def test_binary_frames_are_taken_too(pair: Tuple[socket.socket, _BufferedSocket]
     ],
 )
 def test_anything_else_is_left_untouched(
-    pair: Tuple[socket.socket, _BufferedSocket], data: bytes
+    pair: Tuple[socket.socket, FrameReader], data: bytes
 ) -> None:
     writer, reader = pair
     pull(writer, reader, data)
     assert reader.next_data_frame() is None
-    assert reader.recv(len(data)) == data  # nothing consumed: websocket-client sees it all
+    assert unread(reader) == data  # nothing consumed: the general parser sees it all
 
 
-def test_a_control_frame_between_data_frames(pair: Tuple[socket.socket, _BufferedSocket]) -> None:
+def test_a_control_frame_between_data_frames(pair: Tuple[socket.socket, FrameReader]) -> None:
     writer, reader = pair
     pull(writer, reader, frame(b"a") + frame(b"", first=0x89) + frame(b"b"))
     assert reader.next_data_frame() == b"a"
     assert reader.next_data_frame() is None
-    assert reader.recv(2) == b"\x89\x00"  # websocket-client reads the ping...
+    assert reader.next_frame() == (0x9, True, b"")  # the general parser reads the ping...
     assert reader.next_data_frame() == b"b"  # ...and the fast path resumes after it
 
 
 def test_a_frame_cut_by_the_end_of_a_read_is_completed_by_fill(
-    pair: Tuple[socket.socket, _BufferedSocket],
+    pair: Tuple[socket.socket, FrameReader],
 ) -> None:
     writer, reader = pair
     payload = b"y" * 1500
@@ -114,7 +117,7 @@ def test_a_frame_cut_by_the_end_of_a_read_is_completed_by_fill(
 
 
 @pytest.mark.parametrize("cut", [0, 1, 3, 9])  # inside the header, at every length encoding
-def test_fill_completes_a_cut_header(pair: Tuple[socket.socket, _BufferedSocket], cut: int) -> None:
+def test_fill_completes_a_cut_header(pair: Tuple[socket.socket, FrameReader], cut: int) -> None:
     writer, reader = pair
     payload = b"z" * 70000
     data = frame(payload)
@@ -133,22 +136,22 @@ def test_fill_completes_a_cut_header(pair: Tuple[socket.socket, _BufferedSocket]
 
 
 def test_fill_without_ready_bytes_returns_false(
-    pair: Tuple[socket.socket, _BufferedSocket],
+    pair: Tuple[socket.socket, FrameReader],
 ) -> None:
     _, b = pair
-    reader = _BufferedSocket(b._sock, readable_now=lambda: False)
+    reader = FrameReader(b._sock, lambda: False, 1 << 26)
     assert reader.next_data_frame() is None and reader.need == 2
     assert not reader.fill()  # nothing ready: the caller goes back to select
 
 
-def test_end_of_stream_inside_a_frame_goes_to_websocket_client(
-    pair: Tuple[socket.socket, _BufferedSocket],
+def test_end_of_stream_inside_a_frame_goes_to_the_general_parser(
+    pair: Tuple[socket.socket, FrameReader],
 ) -> None:
     writer, reader = pair
     pull(writer, reader, frame(b"x" * 300)[:100])
     writer.shutdown(socket.SHUT_WR)
     assert reader.next_data_frame() is None and reader.need > 0
     assert reader.fill()  # end of stream noted
-    assert reader.next_data_frame() is None and reader.need == 0  # websocket-client's turn:
-    assert reader.recv(100) == frame(b"x" * 300)[:100]  # it reads what is left...
-    assert reader.recv(2) == b""  # ...and then sees the end of the stream
+    assert reader.next_data_frame() is None and reader.need == 0  # the general parser's turn:
+    assert unread(reader) == frame(b"x" * 300)[:100]  # what is left is untouched...
+    assert reader.next_frame() is None and reader.need == 0  # ...and it sees the end

@@ -1,5 +1,5 @@
 """Pure pieces of the transport: Retry-After parsing, the 101 checks, close frames, the frame
-head checks of the general parser, and the event queue's bound."""
+head checks of the general parser, the send path, and the event queue's bound."""
 
 from __future__ import annotations
 
@@ -9,9 +9,16 @@ import threading
 from typing import Callable, Hashable, Iterator, List, Tuple
 
 import pytest
+import websocket
 
 from dydx_ws.events import RAW_EXCERPT, Emitter, ErrorEvent, EventHub
-from dydx_ws.transport._connection import ProtocolViolation, _BufferedSocket, _parse_close
+from dydx_ws.transport._connection import _HandOff
+from dydx_ws.transport._frame_reader import (
+    FrameReader,
+    ProtocolViolation,
+    WriteOnlySocket,
+    parse_close,
+)
 from dydx_ws.transport._opening import HandshakeError, check_upgrade, parse_retry_after
 
 
@@ -34,23 +41,23 @@ def test_a_101_may_not_select_what_was_never_offered() -> None:
 
 
 def test_close_frames() -> None:
-    assert _parse_close(b"") == (None, "")
-    assert _parse_close(struct.pack("!H", 1012) + b"restarting") == (1012, "restarting")
-    assert _parse_close(struct.pack("!H", 4000)) == (4000, "")
+    assert parse_close(b"") == (None, "")
+    assert parse_close(struct.pack("!H", 1012) + b"restarting") == (1012, "restarting")
+    assert parse_close(struct.pack("!H", 4000)) == (4000, "")
     for bad in (b"\x03", struct.pack("!H", 1005), struct.pack("!H", 999), struct.pack("!H", 5000)):
         with pytest.raises(ProtocolViolation):
-            _parse_close(bad)
+            parse_close(bad)
     with pytest.raises(ProtocolViolation) as info:
-        _parse_close(struct.pack("!H", 1000) + b"\xff")
+        parse_close(struct.pack("!H", 1000) + b"\xff")
     assert info.value.code == 1007
 
 
 @pytest.fixture
-def reader() -> Iterator[Callable[[bytes], _BufferedSocket]]:
+def reader() -> Iterator[Callable[[bytes], FrameReader]]:
     a, b = socket.socketpair()
 
-    def load(data: bytes) -> _BufferedSocket:
-        sock = _BufferedSocket(b, readable_now=lambda: True, max_message_size=65536)
+    def load(data: bytes) -> FrameReader:
+        sock = FrameReader(b, readable_now=lambda: True, max_message_size=65536)
         sock._buf, sock._pos = data, 0  # type: ignore[misc]
         return sock
 
@@ -58,7 +65,7 @@ def reader() -> Iterator[Callable[[bytes], _BufferedSocket]]:
         yield load
 
 
-def test_next_frame_parses_every_kind(reader: Callable[[bytes], _BufferedSocket]) -> None:
+def test_next_frame_parses_every_kind(reader: Callable[[bytes], FrameReader]) -> None:
     data = b"\x89\x02hi" + b"\x01\x01{" + b"\x80\x01}" + b"\x88\x02\x03\xe8"
     sock = reader(data)
     frames: List[Tuple[int, bool, bytes]] = []
@@ -82,14 +89,14 @@ def test_next_frame_parses_every_kind(reader: Callable[[bytes], _BufferedSocket]
     ],
 )
 def test_next_frame_rejects_a_bad_head_before_its_payload(
-    reader: Callable[[bytes], _BufferedSocket], head: bytes, reason: str
+    reader: Callable[[bytes], FrameReader], head: bytes, reason: str
 ) -> None:
     with pytest.raises(ProtocolViolation, match=reason):
         reader(head).next_frame()  # no payload has arrived: the head alone decides
 
 
 def test_the_fast_path_leaves_oversized_frames_to_the_checks(
-    reader: Callable[[bytes], _BufferedSocket],
+    reader: Callable[[bytes], FrameReader],
 ) -> None:
     sock = reader(b"\x81\x7f" + struct.pack("!Q", 1 << 34))
     assert sock.next_data_frame() is None and sock.need == 0  # not waited for
@@ -141,3 +148,38 @@ def test_emit_from_many_threads_keeps_the_count() -> None:
     for t in threads:
         t.join()
     assert emitter.pending == 100 and emitter.dropped == 300
+
+
+def test_a_large_frame_is_written_whole_through_websocket_clients_send_path() -> None:
+    """websocket-client (1.9) sends through its WrappedDispatcher, which reports every frame as
+    fully sent whatever the socket took: a frame larger than the socket buffer must still
+    arrive whole."""
+    a, b = socket.socketpair()
+    with a, b:
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        a.settimeout(10)  # as on the I/O thread: a timeout socket, whose send() may be partial
+        app = websocket.WebSocketApp("ws://localhost/")  # as run_forever(dispatcher=) builds it:
+        ws = websocket.WebSocket(dispatcher=app.create_dispatcher(None, _HandOff(), False))
+        ws.sock = WriteOnlySocket(a)
+        ws.connected = True
+        text = "x" * 1_000_000
+        received = bytearray()
+
+        def drain() -> None:
+            b.settimeout(10)
+            while len(received) < 1_000_014:  # 14: header with a 64-bit length and a mask key
+                chunk = b.recv(65536)
+                if not chunk:
+                    return
+                received.extend(chunk)
+
+        reader = threading.Thread(target=drain, name="test-drain")
+        reader.start()
+        ws.send(text)
+        reader.join(10)
+        assert len(received) == 1_000_014
+        assert received[:2] == b"\x81\xff" and struct.unpack("!Q", received[2:10])[0] == 1_000_000
+        mask = received[10:14]
+        assert bytes(c ^ mask[i % 4] for i, c in enumerate(received[14:1014])) == b"x" * 1000
+        with pytest.raises(RuntimeError, match="may not read"):
+            ws.recv()  # nothing but the frame reader reads the socket
