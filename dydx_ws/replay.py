@@ -22,10 +22,10 @@ Replaying: :class:`ReplaySource` reads a recording (or any iterable of :class:`R
 and :meth:`ReplaySource.play` / :func:`replay` feed every frame to a
 :class:`~dydx_ws.DydxWebSocketClient` that was started *offline* (its workers run, its I/O
 thread never connects). Each frame goes through the client's public input for that,
-:meth:`~dydx_ws.DydxWebSocketClient.feed`: ``decode_message`` → subscription routing → ``Dispatcher`` → worker → local state
-(order books, markets, subaccounts) → your callbacks, exactly as live data does, with the
-recorded ``received_at`` kept on every message. ``speed=1`` keeps the recorded pace, ``2``
-doubles it, ``0`` (the default) replays as fast as possible.
+:meth:`~dydx_ws.DydxWebSocketClient.feed`: ``decode_message`` → subscription routing →
+``Dispatcher`` → worker → local state (order books, markets, subaccounts) → your callbacks,
+exactly as live data does, with the recorded ``received_at`` kept on every message. ``speed=1``
+keeps the recorded pace, ``2`` doubles it, ``0`` (the default) replays as fast as possible.
 
 Everything runs on the calling thread (the "replay thread" plays the part of the I/O thread:
 the one producer of the dispatcher), so ``replay()`` returns once every frame has been
