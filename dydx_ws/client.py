@@ -87,7 +87,7 @@ class DydxWebSocketClient:
     - ``workers``: callback threads (subscriptions are spread over them; one subscription always
       runs on the same worker). ``queue_size``: pending messages per worker before ``overflow``
       applies (``"block"``: wait up to ``block_timeout`` then drop; ``"drop_oldest"``;
-      ``"drop_newest"``). Every drop is counted, reported and the subscription resynced.
+      ``"drop_newest"``). Every drop is counted, reported and the subscription re-subscribed.
     - ``reconnect``: a :class:`ReconnectPolicy`. ``ping_interval``/``pong_timeout``: client ping
       frames that detect a silent or half-open link (every wait for the server, even inside a
       frame, ends within ``ping_interval + pong_timeout``). ``connect_timeout``: one deadline
@@ -177,20 +177,25 @@ class DydxWebSocketClient:
         self.rest: Optional[IndexerRestClient] = rest
         if self._owns_rest:
             self.rest = IndexerRestClient(self.network, timeout=5.0, retries=1)
-        self._engine = Pipeline(
-            options=options,
-            workers=workers,
-            queue_size=queue_size,
-            overflow=OverflowPolicy(overflow),
-            block_timeout=block_timeout,
-            uncross=uncross,
-            idle_limits=idle_limits,
-            rest=self.rest,
-            rest_route_limits=rest_route_limits,
-            check_interval=check_interval,
-            confirm_delay=confirm_delay,
-            auto_affinity=auto_affinity,
-        )
+        try:
+            self._engine = Pipeline(
+                options=options,
+                workers=workers,
+                queue_size=queue_size,
+                overflow=OverflowPolicy(overflow),
+                block_timeout=block_timeout,
+                uncross=uncross,
+                idle_limits=idle_limits,
+                rest=self.rest,
+                rest_route_limits=rest_route_limits,
+                check_interval=check_interval,
+                confirm_delay=confirm_delay,
+                auto_affinity=auto_affinity,
+            )
+        except BaseException:  # an invalid argument: the REST client made here is not kept
+            if self._owns_rest and self.rest is not None:
+                self.rest.close()
+            raise
         # The parts this face uses (engine/_pipeline.py made them, in dependency order).
         self._lifecycle = self._engine.lifecycle
         self._lock = self._engine.lock
@@ -320,7 +325,7 @@ class DydxWebSocketClient:
         with self._lock:
             first = not self._lifecycle.stopping
             self._lifecycle.stopping = True
-            self._router.ready = False
+            self._router.stop_sending()
         if not first:
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set() and not self._dispatcher.leaked_threads()
@@ -488,10 +493,7 @@ class DydxWebSocketClient:
             handle, is_new = self._registry.add(topic, callback, params, self._router.end_topic)
             if is_new:
                 self._state.create(topic)
-                if self._router.ready:
-                    self._router.send_subscribe(topic)
-                elif self._router.gave_up.is_set():
-                    self._router.fail_for_good(topic.key)  # no connection will come
+                self._router.begin_topic(topic)
         return handle
 
     # -- local state ----------------------------------------------------------------------------

@@ -136,6 +136,19 @@ class Router:
     def send_unsubscribe(self, topic: Topic) -> None:
         self._connection.send(topic.unsubscribe_text(), key=topic.key)
 
+    def begin_topic(self, topic: Topic) -> None:
+        """A new topic was registered (client lock held): subscribe on the wire now if
+        connected, or fail it at once if the client gave up reconnecting (no connection will
+        come); else the next ``on_open`` sends it."""
+        if self.ready:
+            self.send_subscribe(topic)
+        elif self.gave_up.is_set():
+            self.fail_for_good(topic.key)
+
+    def stop_sending(self) -> None:
+        """The client is stopping (client lock held): nothing more is sent."""
+        self.ready = False
+
     def end_topic(self, topic: Topic) -> None:
         """The last handle of ``topic`` went (registry lock held): end it on the wire, drop its
         local state, and free its worker once what is queued for it has run."""

@@ -59,7 +59,7 @@ class OverflowPolicy(str, Enum):
       under the server's 10 s pong deadline.
     - ``DROP_OLDEST``: the oldest pending item of that worker (possibly another key's) is
       discarded to make room; ``on_drop`` receives the discarded item's key. Best for state
-      that a later message or a resync replaces anyway.
+      that a later message or a re-subscribe replaces anyway.
     - ``DROP_NEWEST``: the new item is discarded at once; ``submit`` returns False.
     """
 
