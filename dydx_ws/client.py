@@ -252,6 +252,8 @@ class DydxWebSocketClient:
         as for live data). Raises :class:`DydxWsError` on a client that was not started, was
         started with a connection, or was stopped."""
         life = self._lifecycle
+        if life.stopping:
+            raise DydxWsError("this client was stopped; create a new one")
         if not life.started:
             raise DydxWsError(
                 "feed() needs a client started without a connection: call "
@@ -262,8 +264,6 @@ class DydxWebSocketClient:
                 "feed() is for a client started with start(connect=False); this "
                 "one reads its frames from its own connection"
             )
-        if life.stopping:
-            raise DydxWsError("this client was stopped; create a new one")
         msg = self._router.on_frame(raw_frame, received_at)
         if flush:
             self._router.on_idle()
