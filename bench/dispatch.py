@@ -104,12 +104,11 @@ def run_dispatcher(handler: Handler, n: int, workers: int, decode: bool = False)
                 done.set()
 
     d = Dispatcher(
-        handler,
         workers=workers,
         overflow=OverflowPolicy.BLOCK,
         block_timeout=60.0,
     )
-    d.start()
+    d.start(handler)
     keys = KEYS
     nk = len(keys)
     submit = d.submit

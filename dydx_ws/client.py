@@ -5,15 +5,18 @@ Architecture (README "Threading model")::
     user threads --subscribe_*/unsubscribe/stop--> DydxWebSocketClient (registry, lifecycle)
                                                       | text frames, paced
                                                       v
-    I/O thread "dydx-ws-io" (connection.py) --frames--> Router (router.py): decode, acks and
-                                                      | server errors, reconnect bookkeeping
-                                      Dispatcher.submit((channel, id), message)  (dispatch.py)
+    I/O thread "dydx-ws-io" (transport/_connection.py) --frames--> Router (engine/_io_side.py):
+                                                      | decode, acks and server errors,
+                                                      | reconnect bookkeeping, re-subscribes
+                              Dispatcher.submit((channel, id), message)  (engine/_worker_pool.py)
                                                       v
-    workers "dydx-ws-worker-N" --> Delivery (delivery.py): LocalState (local_state.py), callbacks
-    thread "dydx-ws-resync" --> DriftRepair (resync.py): compares local state with REST
+    workers "dydx-ws-worker-N" --> Delivery (engine/_worker_side.py): LocalState
+                                   (state/_store.py), then callbacks
+    thread "dydx-ws-resync" --> DriftRepair (engine/_drift_repair.py): local state vs REST
 
-This module wires those parts together and holds the user-facing API: subscribe_*, local state
-accessors, events, stats and the lifecycle. It never runs user code on the I/O thread.
+``engine/_pipeline.py`` creates those parts; this module validates arguments and holds the
+user-facing API: subscribe_*, local state accessors, events, stats, :meth:`feed` and the
+lifecycle. It never runs user code on the I/O thread.
 """
 
 from __future__ import annotations
@@ -24,17 +27,16 @@ import time
 from types import TracebackType
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
 
-from ._route_limits import DEFAULT_ROUTE_LIMITS, RouteLimiter
+from ._route_limits import DEFAULT_ROUTE_LIMITS
 from ._shutdown import forget, remember
-from .engine._cpu_placement import AutoAffinity, CpuSpec, parse_cpus, pin_threads
-from .engine._drift_repair import DriftRepair
-from .engine._io_side import Router
-from .engine._subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
-from .engine._watchdog import DEFAULT_IDLE_LIMITS, IdleWatchdog, parse_limits
-from .engine._worker_pool import Dispatcher, OverflowPolicy
-from .engine._worker_side import Delivery, label
+from .engine._cpu_placement import CpuSpec, parse_cpus, pin_threads
+from .engine._pipeline import NOT_STARTED, Pipeline
+from .engine._subscriptions import Callback, Subscription, Topic
+from .engine._watchdog import DEFAULT_IDLE_LIMITS
+from .engine._worker_pool import OverflowPolicy
+from .engine._worker_side import label
 from .errors import DydxWsError
-from .events import Counters, Emitter, EventHub, ResyncEvent
+from .events import Emitter
 from .network import Network
 from .notebook import status_html, track
 from .protocol._channels import (
@@ -51,6 +53,7 @@ from .protocol._messages import (
     BlockHeightMessage,
     CandlesMessage,
     MarketsMessage,
+    Message,
     OrderbookMessage,
     ParentSubaccountMessage,
     SubaccountMessage,
@@ -65,8 +68,6 @@ from .protocol._validation import (
 from .rest import IndexerRestClient
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .state._orderbook import OrderBook
-from .state._store import LocalState
-from .transport._connection import Connection
 from .transport._options import (
     DEFAULT_MAX_HANDSHAKE_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -81,16 +82,7 @@ __all__ = ["DydxWebSocketClient"]
 
 log = logging.getLogger("dydx_ws.client")
 
-_NOT_STARTED = (
-    "this client was never started: call client.start() (or use "
-    "'with DydxWebSocketClient(...) as client:') before waiting for it"
-)
 _WAIT_SLICE = 0.1  # seconds: how often a wait looks whether the client stopped or gave up
-
-# An idle worker is woken once this many messages wait for it, or when the I/O thread runs out
-# of buffered input (Connection calls on_idle before blocking): one wake-up per burst, not per
-# frame (a wake-up per frame costs a thread switch and halved throughput in measurements).
-_WAKE_BATCH = 32
 
 
 class DydxWebSocketClient:
@@ -105,7 +97,7 @@ class DydxWebSocketClient:
     - ``workers``: callback threads (subscriptions are spread over them; one subscription always
       runs on the same worker). ``queue_size``: pending messages per worker before ``overflow``
       applies (``"block"``: wait up to ``block_timeout`` then drop; ``"drop_oldest"``;
-      ``"drop_newest"``). Every drop is counted, reported and the subscription resynced.
+      ``"drop_newest"``). Every drop is counted, reported and the subscription re-subscribed.
     - ``reconnect``: a :class:`ReconnectPolicy`. ``ping_interval``/``pong_timeout``: client ping
       frames that detect a silent or half-open link (every wait for the server, even inside a
       frame, ends within ``ping_interval + pong_timeout``). ``connect_timeout``: one deadline
@@ -179,7 +171,7 @@ class DydxWebSocketClient:
             raise ValueError(f"max_message_size must be an int >= {MIN_MAX_MESSAGE_SIZE}")
         if not isinstance(max_handshake_size, int) or max_handshake_size < 1024:
             raise ValueError("max_handshake_size must be an int >= 1024")
-        self._options = ConnectionOptions(
+        options = ConnectionOptions(
             url=self.network.ws_url,
             reconnect=reconnect or ReconnectPolicy(),
             ping_interval=ping_interval,
@@ -192,137 +184,115 @@ class DydxWebSocketClient:
             max_handshake_size=max_handshake_size,
             fast_frames=bool(fast_frames),
         )
-        self._auto_affinity: Optional[AutoAffinity] = None
-        if isinstance(cpu_affinity, str) and cpu_affinity == "auto":
-            self._cpus = None
-            self._auto_affinity = AutoAffinity.create(self._sdk_threads)
-        else:
-            self._cpus = parse_cpus(cpu_affinity)  # type: ignore[arg-type]
+        auto_affinity = isinstance(cpu_affinity, str) and cpu_affinity == "auto"
+        self._cpus = None if auto_affinity else parse_cpus(cpu_affinity)  # type: ignore[arg-type]
         self._default_batched = bool(batched)
-        self._lock = threading.RLock()
-        self._started = False
-        self._stopping = False
         self._stopped = threading.Event()
-        self._counters = Counters(
-            (
-                "frames",
-                "decode_errors",
-                "server_errors",
-                "unrouted",
-                "dropped",
-                "resyncs",
-                "decode_resyncs",
-                "snapshot_retries",
-                "no_snapshot_drops",
-                "uncrossed",
-                "idle_resyncs",
-                "callback_errors",
-                "reconnects",
-                "connect_failures",
-                "link_failures",
-                "protocol_violations",
-            )
-        )
-        self._state = LocalState(uncross)
-        self._registry = SubscriptionRegistry(self._on_last_release, self._lock)
-        self._registry.not_started = lambda: None if self._started else _NOT_STARTED
-        self._events = EventHub()
-        # Events run on a worker; the emitter reaches the dispatcher once it exists.
-        self._emitter = Emitter(self._events, lambda key, fn: self._dispatcher.call_soon(key, fn))
-        self._dispatcher = Dispatcher(
-            Delivery(self._registry, self._state, self._emitter, self._counters),
-            workers=workers,
-            queue_size=queue_size,
-            overflow=OverflowPolicy(overflow),
-            block_timeout=block_timeout,
-            on_drop=lambda key, n: self._router.on_drop(key, n),
-            on_handler_error=_log_worker_error,
-            wake_batch=_WAKE_BATCH,
-        )
-        self._router = Router(
-            url=self.network.ws_url,
-            registry=self._registry,
-            dispatcher=self._dispatcher,
-            state=self._state,
-            emitter=self._emitter,
-            counters=self._counters,
-            lock=self._lock,
-            is_stopping=lambda: self._stopping,
-            tick=self._auto_affinity.tick if self._auto_affinity is not None else None,
-        )
-        self._connection = Connection(self._options, self._router)
-        self._router.connection = self._connection
-        limits = parse_limits(idle_limits)
-        if limits:
-            self._router.watchdog = IdleWatchdog(
-                self._registry, self._state.markets, limits, self._idle_resync
-            )
-        # Entry points of the I/O side, also driven by a replay (dydx_ws.replay) instead of a
-        # socket: on_open() as if connected, on_frame(raw, received_at=None) per frame (decode,
-        # match, dispatch), on_idle() to wake the workers.
-        self.on_open = self._router.on_open
-        self.on_frame = self._router.on_frame
-        self.on_idle = self._router.on_idle
-        # Views used by DriftRepair (resync.py) and tests.
-        self._books = self._state.books
-        self._markets = self._state.markets
-        self._accounts = self._state.accounts
-        self._emit = self._emitter.emit
         self._owns_rest = rest is None and bool(self.network.rest_url)
         self.rest: Optional[IndexerRestClient] = rest
         if self._owns_rest:
             self.rest = IndexerRestClient(self.network, timeout=5.0, retries=1)
-        # The SDK's own REST requests (drift repair, back-fill) share one per-route budget.
-        self._route_limiter = RouteLimiter(rest_route_limits) if rest_route_limits else None
-        self._background_rest = self.rest
-        if self.rest is not None and self._route_limiter is not None:
-            self._background_rest = self.rest.with_limiter(self._route_limiter)
-        self._drift: Optional[DriftRepair] = None
-        if check_interval and self._background_rest is not None:
-            self._drift = DriftRepair(
-                self, self._background_rest, interval=check_interval, confirm_delay=confirm_delay
+        try:
+            self._engine = Pipeline(
+                options=options,
+                workers=workers,
+                queue_size=queue_size,
+                overflow=OverflowPolicy(overflow),
+                block_timeout=block_timeout,
+                uncross=uncross,
+                idle_limits=idle_limits,
+                rest=self.rest,
+                rest_route_limits=rest_route_limits,
+                check_interval=check_interval,
+                confirm_delay=confirm_delay,
+                auto_affinity=auto_affinity,
             )
+        except BaseException:  # an invalid argument: the REST client made here is not kept
+            if self._owns_rest and self.rest is not None:
+                self.rest.close()
+            raise
+        # The parts this face uses (engine/_pipeline.py made them, in dependency order).
+        self._lifecycle = self._engine.lifecycle
+        self._lock = self._engine.lock
+        self._counters = self._engine.counters
+        self._state = self._engine.store
+        self._registry = self._engine.registry
+        self._events = self._engine.hub
+        self._emitter = self._engine.emitter
+        self._dispatcher = self._engine.pool
+        self._router = self._engine.router
+        self._connection = self._engine.connection
+        self._drift = self._engine.drift
+        self._route_limiter = self._engine.route_limiter
+        self._background_rest = self._engine.background_rest
+        self._auto_affinity = self._engine.auto_affinity
         track(self)  # in a notebook: stop the client this cell created on its previous run
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, *, connect: bool = True) -> DydxWebSocketClient:
         """Start the I/O thread and the workers; returns at once (idempotent).
 
-        ``connect=False`` starts only the workers: frames are then fed through :meth:`on_frame`
-        by a replay (:mod:`dydx_ws.replay`) instead of a socket.
+        ``connect=False`` starts only the workers: frames then come from :meth:`feed` (e.g. a
+        replay, :mod:`dydx_ws.replay`) instead of a socket.
         """
+        life = self._lifecycle
         with self._lock:
-            if self._stopping:
+            if life.stopping:
                 raise DydxWsError("this client was stopped; create a new one")
-            if self._started:
+            if life.started:
                 return self
-            self._started = True
+            life.started = True
+            life.connected_mode = connect
         remember(self)  # stopped at interpreter exit if the script never calls stop()
-        self._dispatcher.start()
         if connect:
             log.info("connecting to %s", self.network.ws_url)
-            # Every SDK thread runs before the I/O thread does: cpu_affinity="auto" pins the
-            # threads alive at its first tick, on the I/O thread.
-            if self._drift is not None:
-                self._drift.start()
-            self._connection.start()
+        self._engine.start(connect=connect)
         if self._cpus is not None:
-            pin_threads(self._cpus, self._sdk_threads())
+            pin_threads(self._cpus, self._engine.threads())
         return self
 
-    def _sdk_threads(self) -> List[Optional[threading.Thread]]:
-        drift = self._drift.thread if self._drift is not None else None
-        return [*self._dispatcher.threads(), self._connection.thread, drift]
+    def feed(
+        self, raw_frame: Any, *, received_at: Optional[float] = None, flush: bool = False
+    ) -> Optional[Message]:
+        """Hand one raw frame (text or bytes, as the server sent it) to the client as if it had
+        arrived on the socket: decoded, matched to subscriptions, applied to local state and
+        delivered to callbacks on the workers, exactly as live data. For replays
+        (:mod:`dydx_ws.replay`) on a client started with ``start(connect=False)``; call it from
+        one thread (it plays the I/O thread).
+
+        ``received_at``: the receive time kept on the message (default: now). ``flush=True``
+        wakes the workers at once (as the I/O thread does before it waits for input; without
+        it they wake once a burst of messages is queued, or on :meth:`drain`). Returns the
+        decoded message, or None when the frame could not be decoded (counted and reported
+        as for live data). Raises :class:`DydxWsError` on a client that was not started, was
+        started with a connection, or was stopped."""
+        life = self._lifecycle
+        if life.stopping:
+            raise DydxWsError("this client was stopped; create a new one")
+        if not life.started:
+            raise DydxWsError(
+                "feed() needs a client started without a connection: call "
+                "client.start(connect=False) first"
+            )
+        if life.connected_mode:
+            raise DydxWsError(
+                "feed() is for a client started with start(connect=False); this "
+                "one reads its frames from its own connection"
+            )
+        msg = self._router.on_frame(raw_frame, received_at)
+        if flush:
+            self._router.on_idle()
+        return msg
 
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
         """True once connected; False on timeout, and at once when the client is stopped or
         gave up reconnecting (``state == "failed"``). Raises :class:`DydxWsError` if the
         client was never started (call ``start()`` or use ``with``)."""
-        if not self._started:
-            raise DydxWsError(_NOT_STARTED)
+        if not self._lifecycle.started:
+            raise DydxWsError(NOT_STARTED)
         connected = self._connection.connected
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not (self._stopping or self._router.gave_up.is_set()):
+        while not (self._lifecycle.stopping or self._router.gave_up.is_set()):
             remaining = _WAIT_SLICE if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 break
@@ -339,9 +309,9 @@ class DydxWebSocketClient:
         """``"not started"``, ``"connecting"`` (also while reconnecting), ``"connected"``,
         ``"failed"`` (the reconnect policy gave up: every subscription failed with the cause;
         ``stop()`` it and make a new client) or ``"stopped"``."""
-        if self._stopping:
+        if self._lifecycle.stopping:
             return "stopped"
-        if not self._started:
+        if not self._lifecycle.started:
             return "not started"
         if self._router.gave_up.is_set():
             return "failed"
@@ -368,9 +338,9 @@ class DydxWebSocketClient:
         """
         deadline = time.monotonic() + timeout
         with self._lock:
-            first = not self._stopping
-            self._stopping = True
-            self._router.ready = False
+            first = not self._lifecycle.stopping
+            self._lifecycle.stopping = True
+            self._router.stop_sending()
         if not first:
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set() and not self._dispatcher.leaked_threads()
@@ -531,37 +501,18 @@ class DydxWebSocketClient:
         wire_id = channel(name).build_id(params)
         topic = Topic(name, wire_id, self._default_batched if batched is None else batched)
         with self._lock:
-            if self._stopping:
+            if self._lifecycle.stopping:
                 raise DydxWsError("this client was stopped; create a new one")
-            handle, is_new = self._registry.add(topic, callback, params)
+            handle, is_new = self._registry.add(topic, callback, params, self._router.end_topic)
             if is_new:
                 self._state.create(topic)
-                if self._router.ready:
-                    self._router.send_subscribe(topic)
-                elif self._router.gave_up.is_set():
-                    self._router.fail_for_good(topic.key)  # no connection will come
+                self._router.begin_topic(topic)
         return handle
-
-    def _on_last_release(self, topic: Topic) -> None:
-        with self._lock:
-            if self._router.ready:
-                self._router.send_unsubscribe(topic)
-            self._state.drop(topic.key)
-            self._router.forget(topic.key)
-        self._dispatcher.release(topic.key)
-
-    def _idle_resync(self, key: Tuple[str, Optional[str]], reason: str) -> bool:
-        """The watchdog found ``key`` silent while connected: re-subscribe and report it."""
-        if not self._router.resync(key):
-            return False
-        self._counters.add("idle_resyncs")
-        self._emit("resync", ResyncEvent(key[0], key[1], 0, [], reason=reason))
-        return True
 
     # -- local state ----------------------------------------------------------------------------
     def order_book(self, ticker: str) -> OrderBook:
         """The live local book of a subscribed market (``KeyError`` if not subscribed)."""
-        book = self._books.get(ticker)
+        book = self._state.books.get(ticker)
         if book is None:
             raise KeyError(f"no order book for {ticker!r}: call subscribe_orderbook({ticker!r})")
         return book
@@ -569,22 +520,22 @@ class DydxWebSocketClient:
     @property
     def markets(self) -> Dict[str, Any]:
         """Ticker -> :class:`~dydx_ws.models.PerpetualMarket` (snapshot merged with updates)."""
-        return self._markets.snapshot()
+        return self._state.markets.snapshot()
 
     @property
     def markets_state(self) -> MarketsState:
-        return self._markets
+        return self._state.markets
 
     def subaccount(self, address: str, number: int = 0) -> SubaccountState:
         """The live view of a subscribed subaccount (``KeyError`` if not subscribed)."""
-        state = self._accounts.get(_account_key(SUBACCOUNTS, address, number))
+        state = self._state.accounts.get(_account_key(SUBACCOUNTS, address, number))
         if not isinstance(state, SubaccountState):
             raise KeyError(f"no subaccount {address}/{number}: call subscribe_subaccount first")
         return state
 
     def parent_subaccount(self, address: str, number: int = 0) -> ParentSubaccountState:
         """The live view of a subscribed parent subaccount and its children."""
-        state = self._accounts.get(_account_key(PARENT_SUBACCOUNTS, address, number))
+        state = self._state.accounts.get(_account_key(PARENT_SUBACCOUNTS, address, number))
         if not isinstance(state, ParentSubaccountState):
             raise KeyError(f"no parent subaccount {address}/{number}: subscribe first")
         return state
@@ -669,7 +620,3 @@ def _untyped(callback: Optional[Callable[[Any], Any]]) -> Optional[Callback]:
     """A channel's typed callback as the registry stores it: the router only hands it messages
     of that channel, so its parameter type holds (the annotation is for the user's type checker)."""
     return callback
-
-
-def _log_worker_error(key: Any, item: object, exc: BaseException) -> None:
-    log.error("internal error while delivering %s", key, exc_info=exc)

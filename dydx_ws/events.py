@@ -70,10 +70,10 @@ class ErrorEvent:
 
     ``kind``: ``"decode"`` (a frame could not be decoded), ``"server"`` (the server sent an
     ``error``), ``"subscription"`` (a subscription failed), ``"callback"`` (a user callback
-    raised), ``"overflow"`` (messages dropped: the subscription is resynced), ``"connection"``
+    raised), ``"overflow"`` (messages dropped: the subscription is re-subscribed), ``"connection"``
     (connect failed or the link died), ``"state"`` (local state could not apply a message),
     ``"resync"`` (a local book or account differed from REST and was replaced), ``"desync"`` (a
-    snapshot or stateful update could not be decoded: the state is stale and resynced),
+    snapshot or stateful update could not be decoded: the state is stale and re-subscribed),
     ``"uncross"`` (a crossed book had levels removed or reduced), ``"unrouted"`` (data or an ack
     for a topic nobody subscribed to; rate-limited), ``"events_dropped"`` (event callbacks were
     too slow: that many events were dropped). ``raw`` is at most the first ``RAW_EXCERPT``

@@ -21,11 +21,11 @@ to the cut, with a warning.
 Replaying: :class:`ReplaySource` reads a recording (or any iterable of :class:`RecordedFrame`),
 and :meth:`ReplaySource.play` / :func:`replay` feed every frame to a
 :class:`~dydx_ws.DydxWebSocketClient` that was started *offline* (its workers run, its I/O
-thread never connects). Each frame goes through the client's own I/O entry point
-(``on_frame``): ``decode_message`` → subscription routing → ``Dispatcher`` → worker → local state
-(order books, markets, subaccounts) → your callbacks, exactly as live data does, with the
-recorded ``received_at`` kept on every message. ``speed=1`` keeps the recorded pace, ``2``
-doubles it, ``0`` (the default) replays as fast as possible.
+thread never connects). Each frame goes through the client's public input for that,
+:meth:`~dydx_ws.DydxWebSocketClient.feed`: ``decode_message`` → subscription routing →
+``Dispatcher`` → worker → local state (order books, markets, subaccounts) → your callbacks,
+exactly as live data does, with the recorded ``received_at`` kept on every message. ``speed=1``
+keeps the recorded pace, ``2`` doubles it, ``0`` (the default) replays as fast as possible.
 
 Everything runs on the calling thread (the "replay thread" plays the part of the I/O thread:
 the one producer of the dispatcher), so ``replay()`` returns once every frame has been
@@ -420,9 +420,8 @@ class ReplaySource:
         speed = self.speed if speed is None else _check_speed(speed)
         start_offline(client)
         result = ReplayResult(client=client)
-        feed = _frame_feeder(client)
+        feed = _frame_feeder(client, wake=speed > 0)
         started = time.monotonic()
-        client.on_open()
         t0: Optional[float] = None
         last_progress = 0.0
         try:
@@ -437,7 +436,6 @@ class ReplaySource:
                     due = started + (frame.received_at - t0) / speed
                     wait = due - time.monotonic()
                     if wait > 0:
-                        client.on_idle()
                         if stop is not None:
                             if stop.wait(wait):
                                 result.interrupted = True
@@ -447,8 +445,6 @@ class ReplaySource:
                 result.last_received_at = frame.received_at
                 result.frames += 1
                 kind = feed(frame)
-                if speed > 0:
-                    client.on_idle()  # paced: deliver now, as the I/O thread does before waiting
                 if kind is None:
                     result.decode_errors += 1
                 elif kind[0] in _DATA_TYPES and kind[1]:
@@ -460,7 +456,6 @@ class ReplaySource:
                         last_progress = now
                         progress(result.frames, total)
         finally:
-            client.on_idle()
             drain(client, timeout=drain_timeout)
             result.elapsed = time.monotonic() - started
         if progress is not None:
@@ -490,14 +485,14 @@ def start_offline(client: DydxWebSocketClient) -> None:
 
 
 def _frame_feeder(
-    client: DydxWebSocketClient,
+    client: DydxWebSocketClient, *, wake: bool
 ) -> Callable[[RecordedFrame], Optional[Tuple[str, Optional[str]]]]:
-    """The function that hands one recorded frame to the client's I/O entry point (with its
-    recorded receive time) and returns the frame's ``(type, channel)`` (None if it does not
-    decode)."""
+    """The function that hands one recorded frame to ``client.feed`` (with its recorded receive
+    time) and returns the frame's ``(type, channel)`` (None if it does not decode). ``wake``:
+    deliver each frame at once (a paced replay, as the I/O thread does before it waits)."""
 
     def feed(frame: RecordedFrame) -> Optional[Tuple[str, Optional[str]]]:
-        msg = client.on_frame(frame.data, received_at=frame.received_at)
+        msg = client.feed(frame.data, received_at=frame.received_at, flush=wake)
         return None if msg is None else (msg.type, msg.channel)
 
     return feed

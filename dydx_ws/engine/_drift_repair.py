@@ -15,8 +15,8 @@ How (thread "dydx-ws-resync", every ``interval`` seconds while connected):
   with the stream. It first compares again with the second REST view: if the stream changed one
   of the drifted values meanwhile, that update is newer than REST and nothing is repaired. Else
   book levels are set to the REST sizes (removed if REST has none), drifted markets and the
-  account are replaced by the REST view. Each repair is counted (``stats()["resyncs"]``) and
-  reported through ``on("resync")``.
+  account are replaced by the REST view. Each repair is counted (``stats()["drift_repairs"]``,
+  and the ``"resyncs"`` total) and reported through ``on("resync")``.
 - One failing check (a REST error) is logged and does not stop the others of the same pass.
 - REST route limits (docs/protocol.md §4.12): the checks of a pass are spread over half the interval
   instead of a burst, and the REST client given by the SDK goes through the client's shared
@@ -32,7 +32,6 @@ from dataclasses import fields
 from decimal import Decimal
 from functools import partial
 from typing import (
-    TYPE_CHECKING,
     Any,
     Callable,
     Dict,
@@ -47,16 +46,14 @@ from typing import (
 
 from .._route_limits import RequestDeferred
 from ..errors import DydxWsError
-from ..events import ResyncEvent
+from ..events import Counters, Emitter, ResyncEvent
 from ..models import Order, PerpetualMarket, PositionSide, PriceLevel
 from ..protocol._channels import MARKETS, ORDERBOOK, PARENT_SUBACCOUNTS, channel
 from ..rest import IndexerRestClient
 from ..state import ParentSubaccountState, SubaccountState
 from ..state._orderbook import OrderBook
-from ._subscriptions import SubscriptionState
-
-if TYPE_CHECKING:
-    from ..client import DydxWebSocketClient
+from ..state._store import LocalState
+from ._subscriptions import SubscriptionRegistry, SubscriptionState
 
 Account = Union[SubaccountState, ParentSubaccountState]
 
@@ -71,17 +68,32 @@ _ZERO = Decimal(0)
 
 
 class DriftRepair:
-    """The periodic comparison and repair of one client's local state (see module docs)."""
+    """The periodic comparison and repair of one client's local state (see module docs).
+
+    Collaborators: ``store`` (the books, markets and accounts compared and repaired),
+    ``registry`` (only active subscriptions are checked), ``call_soon(key, fn)`` (runs a repair
+    on the subscription's worker; False if the pool is stopping), ``emitter`` and ``counters``
+    (reporting), ``connected()`` (checks run only while connected) and ``rest``."""
 
     def __init__(
         self,
-        client: DydxWebSocketClient,
-        rest: IndexerRestClient,
         *,
+        store: LocalState,
+        registry: SubscriptionRegistry,
+        call_soon: Callable[[Hashable, Callable[[], None]], bool],
+        emitter: Emitter,
+        counters: Counters,
+        connected: Callable[[], bool],
+        rest: IndexerRestClient,
         interval: float,
         confirm_delay: float = 1.0,
     ) -> None:
-        self._client = client
+        self._store = store
+        self._registry = registry
+        self._call_soon = call_soon
+        self._emitter = emitter
+        self._counters = counters
+        self._connected = connected
         self._rest = rest
         self._interval = interval
         self._confirm = confirm_delay
@@ -110,7 +122,7 @@ class DriftRepair:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            if self._client.connected:
+            if self._connected():
                 try:
                     self.check_once(spread=True)
                 except Exception as exc:  # a REST outage must not end the checks
@@ -122,12 +134,11 @@ class DriftRepair:
         ``spread``: pause between checks so the pass takes about half the interval."""
         self.checks += 1
         repaired = 0
-        client = self._client
         checks: List[Tuple[Tuple[str, Optional[str]], Callable[[], int]]] = []
-        for ticker in list(client._books):
+        for ticker in list(self._store.books):
             checks.append(((ORDERBOOK, ticker), partial(self._check_book, ticker)))
         checks.append(((MARKETS, None), self._check_markets))
-        for key, state in list(client._accounts.items()):
+        for key, state in list(self._store.accounts.items()):
             checks.append((key, partial(self._check_account, key, state)))
         gap = self._interval / 2 / len(checks) if spread else 0.0
         first = True
@@ -150,7 +161,7 @@ class DriftRepair:
         return repaired
 
     def _active(self, key: Tuple[str, Optional[str]]) -> bool:
-        entry = self._client._registry.get(key)
+        entry = self._registry.get(key)
         return entry is not None and entry.state is SubscriptionState.ACTIVE
 
     def _confirmed(self, fetch: Callable[[], Any], compare: Callable[[Any], Diff]) -> Any:
@@ -166,26 +177,26 @@ class DriftRepair:
     ) -> int:
         """Schedule ``fix`` on ``key``'s worker, to run only if ``still()`` (the comparison with
         the same REST view, made there) still holds every confirmed difference."""
-        client = self._client
 
         def run() -> None:
             if not diff <= still():
                 log.debug("%s %s changed by the stream before its repair: skipped", *key)
                 return
             fix()
-            client._counters.add("resyncs")
+            self._counters.add("drift_repairs")
+            self._counters.add("resyncs")  # the total, with re-subscribes (engine/_io_side.py)
             detail = sorted(diff, key=repr)[:20]
             log.warning("%s %s drifted from REST at %d point(s): repaired", *key, len(diff))
-            client._emit("resync", ResyncEvent(key[0], key[1], len(diff), detail))
+            self._emitter.emit("resync", ResyncEvent(key[0], key[1], len(diff), detail))
 
-        if not client._dispatcher.call_soon(key, run):
+        if not self._call_soon(key, run):
             return 0
         self.repairs += 1
         return 1
 
     # -- order books ------------------------------------------------------------------------
     def _check_book(self, ticker: str) -> int:
-        book = self._client._books.get(ticker)
+        book = self._store.books.get(ticker)
         if book is None or book.stale:
             return 0
 
@@ -213,7 +224,7 @@ class DriftRepair:
 
     # -- markets ------------------------------------------------------------------------------
     def _check_markets(self) -> int:
-        state = self._client._markets
+        state = self._store.markets
 
         def compare(rest: Dict[str, PerpetualMarket]) -> Diff:
             return markets_diff(state.snapshot(), rest)

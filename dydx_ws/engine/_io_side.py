@@ -8,8 +8,10 @@
 - ``on_close``: every subscription goes back to pending and every local book is marked stale.
 - ``on_frame``: decode; data goes to the subscription's worker (``Dispatcher.submit``); acks and
   server errors are matched to subscriptions here (:mod:`dydx_ws.protocol._server_errors`).
-- overflow (``on_drop``) and an undecodable update of a stateful channel: count, report, mark
-  stale and re-subscribe so a fresh snapshot replaces the state (``resync``, one mechanism).
+- overflow (``on_drop``), an undecodable update of a stateful channel and a subscription the
+  idle watchdog found silent: count, report, mark stale and re-subscribe so a fresh snapshot
+  replaces the state (``resubscribe``, one mechanism; REST drift repair is another, in
+  ``engine/_drift_repair.py``).
 - an undecodable ``subscribed``: the subscription is pending again (its data is not applied to
   state that has no snapshot), re-subscribed with backoff, and failed after
   ``MAX_SNAPSHOT_RETRIES``.
@@ -26,7 +28,14 @@ import time
 from typing import Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
 
 from ..errors import DecodeError, DydxConnectionError
-from ..events import ConnectedEvent, Counters, DisconnectedEvent, Emitter, ReconnectedEvent
+from ..events import (
+    ConnectedEvent,
+    Counters,
+    DisconnectedEvent,
+    Emitter,
+    ReconnectedEvent,
+    ResyncEvent,
+)
 from ..protocol import _json as json_backend
 from ..protocol._channels import CHANNELS, ORDERBOOK, STATEFUL, find, sent_id
 from ..protocol._decode import DATA_TYPES, decode_message
@@ -47,7 +56,7 @@ log = logging.getLogger("dydx_ws.client")
 
 RESTORE_DEADLINE = 15.0  # seconds to wait for every resubscription before "reconnected"
 MAX_FETCH_RETRIES = 10  # "Internal error, could not fetch data" retries before failing
-RESYNC_MIN_INTERVAL = 2.0  # seconds between two resyncs of one subscription (later: deferred)
+RESUBSCRIBE_MIN_INTERVAL = 2.0  # seconds between two re-subscribes of a topic (later: deferred)
 MAX_SNAPSHOT_RETRIES = 3  # re-subscribes after an undecodable snapshot before failing
 SNAPSHOT_RETRY_DELAY = 0.5  # seconds before the first of them, doubling
 UNSUBSCRIBED_GRACE = 10.0  # seconds data for a just-ended subscription is expected, not reported
@@ -78,7 +87,9 @@ class Router:
         emitter: Emitter,
         counters: Counters,
         lock: threading.RLock,
+        connection: Connection,
         is_stopping: Callable[[], bool],
+        watchdog: Optional[IdleWatchdog] = None,
         tick: Optional[Callable[[float], None]] = None,
     ) -> None:
         self._url = url
@@ -88,10 +99,10 @@ class Router:
         self._emitter = emitter
         self._counters = counters
         self._lock = lock  # the client's: guards ``ready`` against concurrent subscribes
+        self._connection = connection  # sends only; it reports to this router once started
         self._is_stopping = is_stopping
+        self._watchdog = watchdog  # None: disabled
         self._tick = tick  # extra housekeeping on the I/O thread (cpu_affinity="auto")
-        self.connection: Optional[Connection] = None  # set once the client created it
-        self.watchdog: Optional[IdleWatchdog] = None  # set by the client unless disabled
         self.ready = False  # connected, and subscriptions are sent as they are made
         self.connection_id: Optional[str] = None
         self.per_channel: Dict[str, int] = dict.fromkeys(CHANNELS, 0)
@@ -103,8 +114,8 @@ class Router:
         self._restoring: Set[Key] = set()
         self._restore_deadline = 0.0
         self._restore_report: Optional[Tuple[float, int]] = None  # (gap, attempts)
-        self._last_resync: Dict[Key, float] = {}
-        self._deferred_resyncs: Dict[Key, float] = {}  # key -> when it may run
+        self._last_resubscribe: Dict[Key, float] = {}
+        self._deferred_resubscribes: Dict[Key, float] = {}  # key -> when it may run
         self._stale_marked: Set[Key] = set()  # a stale marker is queued after the last snapshot
         self._ended: Dict[Key, float] = {}  # key -> when its subscription ended
         self._unrouted_reports = Throttle(REPORT_INTERVAL)
@@ -114,9 +125,8 @@ class Router:
 
     # -- sending (any thread; callers hold the client lock) ----------------------------------
     def send_subscribe(self, topic: Topic, delay: float = 0.0) -> None:
-        assert self.connection is not None
         key = topic.key
-        self.connection.send(
+        self._connection.send(
             topic.subscribe_text(),
             key=key,
             subscribe=True,
@@ -125,13 +135,35 @@ class Router:
         )
 
     def send_unsubscribe(self, topic: Topic) -> None:
-        assert self.connection is not None
-        self.connection.send(topic.unsubscribe_text(), key=topic.key)
+        self._connection.send(topic.unsubscribe_text(), key=topic.key)
 
-    def forget(self, key: Key) -> None:
+    def begin_topic(self, topic: Topic) -> None:
+        """A new topic was registered (client lock held): subscribe on the wire now if
+        connected, or fail it at once if the client gave up reconnecting (no connection will
+        come); else the next ``on_open`` sends it."""
+        if self.ready:
+            self.send_subscribe(topic)
+        elif self.gave_up.is_set():
+            self.fail_for_good(topic.key)
+
+    def stop_sending(self) -> None:
+        """The client is stopping (client lock held): nothing more is sent."""
+        self.ready = False
+
+    def end_topic(self, topic: Topic) -> None:
+        """The last handle of ``topic`` went (registry lock held): end it on the wire, drop its
+        local state, and free its worker once what is queued for it has run."""
+        with self._lock:
+            if self.ready:
+                self.send_unsubscribe(topic)
+            self._state.drop(topic.key)
+            self._forget(topic.key)
+        self._dispatcher.release(topic.key)
+
+    def _forget(self, key: Key) -> None:
         """A subscription ended: no restoration to wait for; its in-flight data is expected."""
         self._restoring.discard(key)
-        self._deferred_resyncs.pop(key, None)
+        self._deferred_resubscribes.pop(key, None)
         self._stale_marked.discard(key)
         if len(self._ended) > 1024:
             self._ended.clear()
@@ -216,15 +248,23 @@ class Router:
     def on_tick(self, now: float) -> None:
         if self._restore_report is not None:
             self._maybe_report_restored(now)
-        if self._deferred_resyncs:
-            for key, due in list(self._deferred_resyncs.items()):
+        if self._deferred_resubscribes:
+            for key, due in list(self._deferred_resubscribes.items()):
                 if due <= now:
-                    del self._deferred_resyncs[key]
-                    self.resync(key)
+                    del self._deferred_resubscribes[key]
+                    self.resubscribe(key)
         if self._tick is not None:
             self._tick(now)
-        if self.watchdog is not None:
-            self.watchdog.tick(now, self.ready)
+        if self._watchdog is not None:
+            self._watchdog.tick(now, self.ready, self._resubscribe_idle)
+
+    def _resubscribe_idle(self, key: Key, reason: str) -> bool:
+        """The watchdog found ``key`` silent while connected: re-subscribe and report it."""
+        if not self.resubscribe(key):
+            return False
+        self._counters.add("idle_resyncs")
+        self._emitter.emit("resync", ResyncEvent(key[0], key[1], 0, [], reason=reason))
+        return True
 
     # -- frames (I/O thread, or a replay) ----------------------------------------------------
     def on_frame(self, data: Any, received_at: Optional[float] = None) -> Optional[Message]:
@@ -296,7 +336,7 @@ class Router:
     def _on_undecodable(self, exc: DecodeError, data: Any) -> None:
         """An undecodable frame of a subscription must not leave its state silently wrong: a
         snapshot is retried (and the topic is pending until one decodes), an update of a
-        stateful channel resyncs it at once."""
+        stateful channel re-subscribes it at once."""
         frame = _frame_of(exc.raw if isinstance(exc.raw, dict) else data)
         if frame is None or frame.get("type") not in DATA_TYPES:
             return
@@ -324,7 +364,7 @@ class Router:
                 id=key[1],
                 exception=exc,
             )
-            self.resync(key)
+            self.resubscribe(key)
 
     def _retry_snapshot(self, key: Key, exc: DecodeError) -> None:
         with self._lock:  # the topic must still be live when its re-subscribe is queued
@@ -428,37 +468,39 @@ class Router:
 
     # -- overflow (I/O thread, from Dispatcher.submit) ----------------------------------------
     def on_drop(self, key: Hashable, count: int) -> None:
-        """Messages of ``key`` were dropped: count, report, resync."""
+        """Messages of ``key`` were dropped: count, report, re-subscribe."""
         self._counters["dropped"] += count
         typed: Key = key  # type: ignore[assignment]
         self.drops_by_key[typed] = self.drops_by_key.get(typed, 0) + count
         self._emitter.error(
             "overflow",
-            f"{count} message(s) dropped for {label(typed)}: queue full; resyncing",
+            f"{count} message(s) dropped for {label(typed)}: queue full; resubscribing",
             channel=typed[0],
             id=typed[1],
         )
-        self.resync(typed)
+        self.resubscribe(typed)
 
-    def resync(self, key: Key) -> bool:
+    def resubscribe(self, key: Key) -> bool:
         """Re-subscribe on the wire so a fresh snapshot replaces state that missed messages.
 
-        The book is stale from now until that snapshot. Within ``RESYNC_MIN_INTERVAL`` of the
-        previous resync of ``key`` the re-subscribe is deferred to the end of the interval
-        (``on_tick``), never skipped: the snapshot already requested may predate the loss. False
-        if the topic has ended (nothing to resync)."""
+        The book is stale from now until that snapshot. Within ``RESUBSCRIBE_MIN_INTERVAL`` of
+        the previous re-subscribe of ``key`` it is deferred to the end of the interval
+        (``on_tick``), never skipped: the snapshot already requested may predate the loss.
+        Counted in ``resubscribes`` (and the ``resyncs`` total) when it is sent. False if the
+        topic has ended (nothing to re-subscribe)."""
         now = time.monotonic()
         with self._lock:  # the topic must still be live when its re-subscribe is queued
             entry = self._registry.get(key)
             if entry is None:
                 return False
             self._mark_stale(key)
-            last = self._last_resync.get(key, -1e9)
-            if now - last < RESYNC_MIN_INTERVAL:
-                self._deferred_resyncs.setdefault(key, last + RESYNC_MIN_INTERVAL)
+            last = self._last_resubscribe.get(key, -1e9)
+            if now - last < RESUBSCRIBE_MIN_INTERVAL:
+                self._deferred_resubscribes.setdefault(key, last + RESUBSCRIBE_MIN_INTERVAL)
                 return True
-            self._last_resync[key] = now
-            self._counters.add("resyncs")  # also counted by drift repairs on the workers
+            self._last_resubscribe[key] = now
+            self._counters.add("resubscribes")
+            self._counters.add("resyncs")  # the total, with drift repairs (on the workers)
             if self.ready:
                 self.send_unsubscribe(entry.topic)
                 self.send_subscribe(entry.topic)

@@ -73,8 +73,9 @@ class Topic:
 class _Entry:
     """Registry-internal state of one topic (guarded by the registry lock)."""
 
-    def __init__(self, topic: Topic) -> None:
+    def __init__(self, topic: Topic, on_last_release: Callable[[Topic], None]) -> None:
         self.topic = topic
+        self.on_last_release = on_last_release  # ends the topic's server subscription
         self.handles: List[Subscription] = []
         self.state = SubscriptionState.PENDING
         self.delivered = False  # the current snapshot has been applied to local state
@@ -103,6 +104,11 @@ class Subscription:
         self._closed = False
         self.params: Dict[str, Any] = params
         """The arguments it was made with (ticker, resolution, address, ...)."""
+
+    @property
+    def callback(self) -> Optional[Callback]:
+        """The function each message is delivered to (None: state only)."""
+        return self._callback
 
     @property
     def channel(self) -> str:
@@ -182,24 +188,28 @@ class SubscriptionRegistry:
 
     def __init__(
         self,
-        on_last_release: Callable[[Topic], None],
         lock: Optional[threading.RLock] = None,
+        not_started: Callable[[], Optional[str]] = lambda: None,
     ) -> None:
         # The client passes its own lock: a last release (and its unsubscribe on the wire) must
         # be atomic with a concurrent ``add`` of the same topic, or the unsubscribe could follow
         # the new subscribe and end the server subscription the new handle relies on.
         self._lock = lock if lock is not None else threading.RLock()
         self._entries: Dict[Key, _Entry] = {}
-        self._on_last_release = on_last_release
         self._sent = 0  # subscribes written, for last_sent_unanswered
         #: None, or why waiting cannot succeed yet (the client owning it was never started).
-        self.not_started: Callable[[], Optional[str]] = lambda: None
+        self.not_started = not_started
 
     # -- user side --------------------------------------------------------------------------
     def add(
-        self, topic: Topic, callback: Optional[Callback], params: Dict[str, Any]
+        self,
+        topic: Topic,
+        callback: Optional[Callback],
+        params: Dict[str, Any],
+        on_last_release: Callable[[Topic], None] = lambda topic: None,
     ) -> Tuple[Subscription, bool]:
-        """Register a handle; returns it and whether the topic is new (must be sent)."""
+        """Register a handle; returns it and whether the topic is new (must be sent).
+        ``on_last_release(topic)`` runs under the lock when a new topic's last handle goes."""
         with self._lock:
             entry = self._entries.get(topic.key)
             is_new = entry is None or entry.state is SubscriptionState.FAILED
@@ -215,7 +225,7 @@ class SubscriptionRegistry:
                         id=topic.key[1],
                     )
                 old = entry
-                entry = _Entry(topic)
+                entry = _Entry(topic, on_last_release)
                 if old is not None:  # a failed topic is retried afresh, keeping its handles
                     entry.handles = old.handles
                     for h in old.handles:
@@ -237,7 +247,7 @@ class SubscriptionRegistry:
             if not entry.handles and self._entries.get(entry.topic.key) is entry:
                 del self._entries[entry.topic.key]
                 self._set(entry, SubscriptionState.UNSUBSCRIBED)
-                self._on_last_release(entry.topic)  # under the lock: see __init__
+                entry.on_last_release(entry.topic)  # under the lock: see __init__
         with entry.changed:
             entry.changed.notify_all()
 

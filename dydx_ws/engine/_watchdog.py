@@ -19,7 +19,7 @@ time (:attr:`IdleLimit.seconds`) applies. Arrivals are counted on the I/O thread
 in, so a slow callback never looks like silence.
 
 An idle subscription is re-subscribed (unsubscribe + subscribe: a fresh snapshot replaces the
-local state), counted in ``stats()["idle_resyncs"]`` (and ``"resyncs"``) and reported through
+local state), counted in ``stats()["idle_resyncs"]`` (and ``"resubscribes"``) and reported through
 ``on("resync")`` with a :class:`~dydx_ws.ResyncEvent` whose ``reason`` says why. Runs on the
 I/O thread (``tick``), only while connected; per-channel limits are configurable and the whole
 watchdog can be disabled (``idle_limits=None`` on the client).
@@ -85,23 +85,23 @@ class IdleWatchdog:
         registry: SubscriptionRegistry,
         markets: MarketsState,
         limits: Mapping[str, IdleLimit],
-        resync: Callable[[Key, str], bool],
     ) -> None:
         self._registry = registry
         self._markets = markets
         self._limits = dict(limits)
-        self._resync = resync  # re-subscribe key with a reason; False if it did not
         self._tracks: Dict[Key, _Track] = {}
         self._next_check = 0.0
         shortest = min((x.seconds for x in self._limits.values() if x.seconds), default=4.0)
         self._period = max(0.05, min(1.0, shortest / 4))
-        self.resyncs = 0
+        self.resubscribes = 0
 
     def reset(self) -> None:
         """The connection went down: silence restarts with the next connection."""
         self._tracks.clear()
 
-    def tick(self, now: float, connected: bool) -> None:
+    def tick(self, now: float, connected: bool, resubscribe: Callable[[Key, str], bool]) -> None:
+        """Look for idle subscriptions (at most every ``_period``); ``resubscribe(key, reason)``
+        re-subscribes one and returns False if it did not (the topic ended)."""
         if now < self._next_check:
             return
         self._next_check = now + self._period
@@ -122,8 +122,8 @@ class IdleWatchdog:
                 self._tracks[key] = _Track(entry.arrivals, now, block)
                 continue
             reason = self._idle_reason(key, limit, track, now, clock)
-            if reason is not None and self._resync(key, reason):
-                self.resyncs += 1
+            if reason is not None and resubscribe(key, reason):
+                self.resubscribes += 1
                 log.warning("%s %s silent while connected (%s): resubscribed", *key, reason)
                 self._tracks[key] = _Track(entry.arrivals, now, block)
 

@@ -59,7 +59,7 @@ class OverflowPolicy(str, Enum):
       under the server's 10 s pong deadline.
     - ``DROP_OLDEST``: the oldest pending item of that worker (possibly another key's) is
       discarded to make room; ``on_drop`` receives the discarded item's key. Best for state
-      that a later message or a resync replaces anyway.
+      that a later message or a re-subscribe replaces anyway.
     - ``DROP_NEWEST``: the new item is discarded at once; ``submit`` returns False.
     """
 
@@ -154,25 +154,22 @@ class Dispatcher:
 
     def __init__(
         self,
-        handler: Callable[[Hashable, object], None],
         *,
         workers: int = 1,
         queue_size: int = 10_000,
         overflow: OverflowPolicy = OverflowPolicy.BLOCK,
         block_timeout: float = 1.0,
-        on_drop: Optional[Callable[[Hashable, int], None]] = None,
         on_handler_error: Optional[Callable[[Hashable, object, BaseException], None]] = None,
         name_prefix: str = "dydx-ws-worker",
         wake_batch: int = 1,
     ) -> None:
-        """Create a stopped pool; see the module docstring.
+        """Create a stopped pool (items may be queued already); see the module docstring. What
+        its workers run, and who hears of drops, is given to :meth:`start`.
 
         ``wake_batch``: an idle worker is woken once it has this many pending items (default 1:
         at once). With a larger value the producer must call ``flush()`` when it runs out of
         input (e.g. the socket has no buffered data), or items wait up to ``_IDLE_WAIT``.
         """
-        if not callable(handler):
-            raise ValueError("handler must be callable")
         for name, value in (("workers", workers), ("queue_size", queue_size)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
@@ -190,11 +187,11 @@ class Dispatcher:
         except ValueError:
             choices = ", ".join(p.value for p in OverflowPolicy)
             raise ValueError(f"overflow must be one of {choices}, got {overflow!r}") from None
-        self._handler = handler
+        self._handler: Optional[Callable[[Hashable, object], None]] = None  # given to start()
         self._queue_size = queue_size
         self._block_timeout = float(block_timeout)
         self._wake_batch = wake_batch
-        self._on_drop = on_drop
+        self._on_drop: Optional[Callable[[Hashable, int], None]] = None  # given to start()
         self._on_handler_error = on_handler_error
         self._workers = [_Worker(i, f"{name_prefix}-{i}") for i in range(workers)]
         self._assign: Dict[Hashable, _Worker] = {}
@@ -208,14 +205,28 @@ class Dispatcher:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> Dispatcher:
-        """Start the worker threads (idempotent). A stopped pool cannot be restarted."""
+    def start(
+        self,
+        handler: Callable[[Hashable, object], None],
+        *,
+        on_drop: Optional[Callable[[Hashable, int], None]] = None,
+    ) -> Dispatcher:
+        """Start the worker threads running ``handler(key, item)`` for every item (idempotent).
+
+        ``on_drop(key, n)`` hears of every overflow drop (on the producer's thread; without it
+        drops are logged). Given here, not at construction, because the handler usually reports
+        through an event emitter that itself schedules onto this pool. A stopped pool cannot be
+        restarted."""
+        if not callable(handler):
+            raise ValueError("handler must be callable")
         with self._state_lock:
             if self._stopping:
                 raise RuntimeError("a stopped Dispatcher cannot be restarted")
             if self._started:
                 return self
             self._started = True
+            self._handler = handler
+            self._on_drop = on_drop
             for w in self._workers:
                 w.thread = threading.Thread(target=self._run, args=(w,), name=w.name, daemon=True)
                 w.thread.start()
@@ -473,6 +484,7 @@ class Dispatcher:
         items = w.items
         popleft = items.popleft
         handler = self._handler
+        assert handler is not None  # set by start() before any worker runs
         monotonic = time.monotonic
         batch: List[_Entry] = []
         while not w.stopping:

@@ -98,7 +98,7 @@ class Delivery:
         wanted: Callable[[Subscription], bool],
     ) -> None:
         for handle in list(handles):
-            callback = handle._callback
+            callback = handle.callback
             if callback is None or not wanted(handle):
                 continue
             try:

@@ -119,6 +119,24 @@ class ConnectionListener(Protocol):
     def on_tick(self, now: float) -> None: ...
 
 
+class _Unstarted:
+    """The listener of a connection that was never started: nothing reports to it."""
+
+    def on_open(self) -> None: ...
+
+    def on_frame(self, data: Any) -> object: ...
+
+    def on_idle(self) -> None: ...
+
+    def on_close(self, info: CloseInfo) -> None: ...
+
+    def on_retry(self, delay: float, attempt: int, info: CloseInfo) -> None: ...
+
+    def on_give_up(self, info: CloseInfo) -> None: ...
+
+    def on_tick(self, now: float) -> None: ...
+
+
 class _HandOff:
     """The ``dispatcher=`` object websocket-client registers its frame reader with (we run the
     loop ourselves); sends (websocket-client 1.9) go straight to ``ws.sock``, which writes all."""
@@ -174,9 +192,9 @@ class _Outgoing:
 class Connection:
     """Owns the I/O thread and the socket; everything else talks to it through ``send``."""
 
-    def __init__(self, options: ConnectionOptions, listener: ConnectionListener) -> None:
+    def __init__(self, options: ConnectionOptions) -> None:
         self._opt = options
-        self._listener = listener
+        self._listener: ConnectionListener = _Unstarted()  # the real one is given to start()
         self._thread: Optional[threading.Thread] = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -196,9 +214,13 @@ class Connection:
         self.bytes_received = 0
 
     # -- lifecycle (any thread) ----------------------------------------------------------------
-    def start(self) -> None:
+    def start(self, listener: ConnectionListener) -> None:
+        """Start the I/O thread, reporting to ``listener`` (idempotent). The listener is given
+        here, not at construction: it is usually the object that sends through this
+        connection."""
         if self._thread is not None:
             return
+        self._listener = listener
         self._thread = threading.Thread(target=self._run, name=self._opt.thread_name, daemon=True)
         self._thread.start()
 

@@ -33,9 +33,10 @@ def make() -> Iterator[Callable[..., Dispatcher]]:
 
     def factory(handler: Callable[[Hashable, object], None], **kwargs: Any) -> Dispatcher:
         prefix = f"test-dispatch-{next(_counter)}"
-        d = Dispatcher(handler, name_prefix=prefix, **kwargs)
+        on_drop = kwargs.pop("on_drop", None)
+        d = Dispatcher(name_prefix=prefix, **kwargs)
         created.append((d, prefix))
-        return d.start()
+        return d.start(handler, on_drop=on_drop)
 
     yield factory
     for d, prefix in created:
@@ -118,10 +119,10 @@ def test_blocked_key_does_not_stop_other_key(make: Callable[..., Dispatcher]) ->
 def test_items_submitted_before_start_run_after_start() -> None:
     got: List[object] = []
     done = threading.Event()
-    d = Dispatcher(lambda k, i: (got.append(i), i == 2 and done.set()), name_prefix="pre-start")
+    d = Dispatcher(name_prefix="pre-start")
     for i in range(3):
         d.submit("k", i)
-    d.start()
+    d.start(lambda k, i: (got.append(i), i == 2 and done.set()))
     assert done.wait(WAIT)
     assert got == [0, 1, 2]
     assert d.stop(WAIT)
@@ -391,7 +392,7 @@ def test_flush_wakes_a_worker_with_pending_items(
 
 
 def test_stop_joins_every_thread_and_is_idempotent() -> None:
-    d = Dispatcher(lambda k, i: None, workers=3, name_prefix="stop-idem").start()
+    d = Dispatcher(workers=3, name_prefix="stop-idem").start(lambda k, i: None)
     threads = _threads("stop-idem")
     assert sorted(t.name for t in threads) == ["stop-idem-0", "stop-idem-1", "stop-idem-2"]
     assert all(t.daemon for t in threads)  # a script without stop() still exits
@@ -405,11 +406,11 @@ def test_stop_joins_every_thread_and_is_idempotent() -> None:
     assert d.submit("k", 1) is False and d.call_soon("k", lambda: None) is False
     assert d.stats()["rejected"] == 1
     with pytest.raises(RuntimeError):
-        d.start()
+        d.start(lambda k, i: None)
 
 
 def test_stop_before_start() -> None:
-    d = Dispatcher(lambda k, i: None)
+    d = Dispatcher()
     d.submit("k", 1)
     assert d.stop(1.0) is True
     assert d.stats()["discarded"] == 1
@@ -460,7 +461,7 @@ def test_stop_is_bounded_when_a_handler_blocks_forever(
         entered.set()
         forever.wait(60)
 
-    d = Dispatcher(handler, workers=2, name_prefix="stuck").start()
+    d = Dispatcher(workers=2, name_prefix="stuck").start(handler)
     try:
         d.submit("k", 1)
         assert entered.wait(WAIT)
@@ -497,12 +498,12 @@ def test_stop_is_bounded_when_a_handler_blocks_forever(
 )
 def test_invalid_arguments(kwargs: Dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        Dispatcher(lambda k, i: None, **kwargs)
+        Dispatcher(**kwargs)
 
 
 def test_handler_must_be_callable() -> None:
     with pytest.raises(ValueError):
-        Dispatcher("nope")  # type: ignore[arg-type]
+        Dispatcher().start("nope")  # type: ignore[arg-type]
 
 
 def test_stats_shape(make: Callable[..., Dispatcher]) -> None:

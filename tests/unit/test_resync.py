@@ -1,13 +1,19 @@
 """DriftRepair's comparison logic: a difference is drift only if it persists with the same local
 value across two REST views, and a repair is skipped if the stream changed the value meanwhile.
 
-No network and no sleeps: REST is a scripted object, the worker a list of queued calls."""
+No sleeps: REST is a real client of a scripted loopback server, the worker a real pool that is
+started only when a test lets the queued repair run."""
 
 from __future__ import annotations
 
+import json
+import threading
 from decimal import Decimal
-from types import SimpleNamespace
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Iterator, List, Tuple
+from urllib.parse import urlsplit
+
+import pytest
 
 from dydx_ws import ResyncEvent
 from dydx_ws.engine._drift_repair import (
@@ -17,19 +23,22 @@ from dydx_ws.engine._drift_repair import (
     confirm_drift,
     markets_diff,
 )
-from dydx_ws.engine._subscriptions import SubscriptionState
-from dydx_ws.events import Counters
+from dydx_ws.engine._pipeline import COUNTERS
+from dydx_ws.engine._subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.engine._worker_pool import Dispatcher
+from dydx_ws.events import Counters, Emitter, EventHub
 from dydx_ws.models import (
     AssetPosition,
-    OrderbookResponse,
     PerpetualMarket,
     PerpetualPosition,
     PositionSide,
     PriceLevel,
     Subaccount,
 )
+from dydx_ws.rest import IndexerRestClient
 from dydx_ws.state import SubaccountState
 from dydx_ws.state._orderbook import OrderBook
+from dydx_ws.state._store import LocalState
 
 D = Decimal
 ADDR = "dydx14zzueazeh0hj67cghhf9jypslcf9sh2n5k6art"
@@ -174,91 +183,163 @@ def test_account_diff_compares_signed_sizes() -> None:
 # ----------------------------------------------------------------------------- DriftRepair
 
 
-class FakeRest:
-    def __init__(self, books: List[OrderbookResponse]) -> None:
-        self.books = books
+class ScriptedIndexer:
+    """Loopback HTTP server answering each REST path from a script of ``(status, body)`` (the
+    last entry repeats); records the paths asked for."""
 
-    def get_orderbook(self, ticker: str) -> OrderbookResponse:
-        return self.books.pop(0) if len(self.books) > 1 else self.books[0]
+    def __init__(self) -> None:
+        self.scripts: Dict[str, List[Tuple[int, Any]]] = {}
+        self.requests: List[str] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = urlsplit(self.path).path
+                fake.requests.append(path)
+                script = fake.scripts.get(path) or [(404, {"errors": [{"msg": "not found"}]})]
+                status, body = script.pop(0) if len(script) > 1 else script[0]
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, name="scripted-rest")
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
 
 
-class FakeClient:
-    """The attributes DriftRepair reads; worker calls queue until ``run_worker``."""
+@pytest.fixture
+def indexer() -> Iterator[ScriptedIndexer]:
+    server = ScriptedIndexer()
+    yield server
+    server.close()
 
-    def __init__(self, book: OrderBook) -> None:
-        self._books = {book.ticker: book}
-        self._accounts: Dict[Any, Any] = {}
-        self._markets = None
-        self._counters = Counters(("resyncs",))
+
+def book_body(bids: List[Tuple[str, str]], asks: List[Tuple[str, str]]) -> Dict[str, Any]:
+    def side(pairs: List[Tuple[str, str]]) -> List[Dict[str, str]]:
+        return [{"price": p, "size": s} for p, s in pairs]
+
+    return {"bids": side(bids), "asks": side(asks)}
+
+
+BOOK_PATH = "/v4/orderbooks/perpetualMarket/BTC-USD"
+
+
+class Engine:
+    """Drift repair with real collaborators: a local state store and registry holding an active
+    BTC-USD book, a worker pool that is not started yet (a repair waits there, queued behind the
+    stream, until ``run_worker``), an event emitter on that pool, the client's counters, and a
+    REST client for the scripted server."""
+
+    def __init__(self, indexer: ScriptedIndexer, *channels: str) -> None:
+        self.store = LocalState("message_id")
+        self.registry = SubscriptionRegistry()
+        for channel, wire_id in [("v4_orderbook", "BTC-USD")] + [(c, None) for c in channels]:
+            topic = Topic(channel, wire_id, False)
+            self.registry.add(topic, None, {})
+            self.registry.confirm(topic.key)
+            self.store.create(topic)
+        self.book = self.store.books["BTC-USD"]
+        self.pool = Dispatcher(name_prefix="test-drift")
+        hub = EventHub()
         self.events: List[ResyncEvent] = []
-        self.queued: List[Callable[[], None]] = []
-        active = SimpleNamespace(state=SubscriptionState.ACTIVE)
-        self._registry = SimpleNamespace(
-            get=lambda key: active if key == ("v4_orderbook", book.ticker) else None
+        hub.add("resync", self.events.append)
+        self.counters = Counters(COUNTERS)
+        self.rest = IndexerRestClient(indexer.url, timeout=5.0, retries=0)
+        self.drift = DriftRepair(
+            store=self.store,
+            registry=self.registry,
+            call_soon=self.pool.call_soon,
+            emitter=Emitter(hub, self.pool.call_soon),
+            counters=self.counters,
+            connected=lambda: True,
+            rest=self.rest,
+            interval=60,
+            confirm_delay=0,
         )
-        self._dispatcher = SimpleNamespace(call_soon=self._call_soon)
-        self.connected = True
-
-    def _call_soon(self, key: Hashable, fn: Callable[[], None]) -> bool:
-        self.queued.append(fn)
-        return True
-
-    def _emit(self, name: str, event: ResyncEvent) -> None:
-        self.events.append(event)
 
     def run_worker(self) -> None:
-        while self.queued:
-            self.queued.pop(0)()
+        """Start the pool and wait until the book's worker and the event worker are idle."""
+        self.pool.start(lambda key, item: None)
+        for key in (("v4_orderbook", "BTC-USD"), Emitter.KEY):
+            done = threading.Event()
+            assert self.pool.call_soon(key, done.set)
+            assert done.wait(10)
+
+    def close(self) -> None:
+        assert self.pool.stop(10)
+        self.rest.close()
 
 
-def repairer(book: OrderBook, rest: List[OrderbookResponse]) -> Tuple[DriftRepair, FakeClient]:
-    client = FakeClient(book)
-    drift = DriftRepair(client, FakeRest(rest), interval=60, confirm_delay=0)  # type: ignore[arg-type]
-    return drift, client
+@pytest.fixture
+def engine(indexer: ScriptedIndexer) -> Iterator[Engine]:
+    e = Engine(indexer)
+    e.book.apply_snapshot(levels(("100", "1"), ("99", "2")), levels(("101", "1")), message_id=1)
+    yield e
+    e.close()
 
 
-def rest_book(bids: List[PriceLevel], asks: List[PriceLevel]) -> OrderbookResponse:
-    return OrderbookResponse(bids=bids, asks=asks)
+def test_confirmed_book_drift_is_repaired_on_the_worker(
+    indexer: ScriptedIndexer, engine: Engine
+) -> None:
+    indexer.scripts[BOOK_PATH] = [(200, book_body([("99", "2")], [("101", "1")]))]
+    assert engine.drift.check_once() == 1 and engine.drift.repairs == 1
+    assert engine.book.size_at("100") == 1  # not yet: the repair is queued behind the stream
+    engine.run_worker()
+    assert engine.book.bids == levels(("99", "2"))
+    assert engine.counters["drift_repairs"] == 1 and engine.counters["resyncs"] == 1
+    assert engine.counters["resubscribes"] == 0
+    assert engine.events == [ResyncEvent("v4_orderbook", "BTC-USD", 1, [("bid", D(100), D(1))])]
 
 
-def test_confirmed_book_drift_is_repaired_on_the_worker() -> None:
-    book = book_with(levels(("100", "1"), ("99", "2")), levels(("101", "1")))
-    drift, client = repairer(book, [rest_book(levels(("99", "2")), levels(("101", "1")))])
-    assert drift.check_once() == 1 and drift.repairs == 1
-    assert book.size_at("100") == 1  # not yet: the repair is queued behind the stream
-    client.run_worker()
-    assert book.bids == levels(("99", "2"))
-    assert client._counters["resyncs"] == 1
-    assert client.events == [ResyncEvent("v4_orderbook", "BTC-USD", 1, [("bid", D(100), D(1))])]
+def test_book_repair_skipped_when_the_stream_changed_the_level_first(
+    indexer: ScriptedIndexer, engine: Engine
+) -> None:
+    indexer.scripts[BOOK_PATH] = [(200, book_body([("99", "2")], [("101", "1")]))]
+    assert engine.drift.check_once() == 1
+    engine.book.apply_levels(levels(("100", "4")), [], message_id=2)  # newer than the REST view
+    engine.run_worker()
+    assert engine.book.size_at("100", "bid") == 4
+    assert engine.counters["drift_repairs"] == 0 and engine.events == []
 
 
-def test_book_repair_skipped_when_the_stream_changed_the_level_first() -> None:
-    book = book_with(levels(("100", "1"), ("99", "2")), levels(("101", "1")))
-    drift, client = repairer(book, [rest_book(levels(("99", "2")), levels(("101", "1")))])
-    assert drift.check_once() == 1
-    book.apply_levels(levels(("100", "4")), [], message_id=2)  # newer than the REST view
-    client.run_worker()
-    assert book.size_at("100", "bid") == 4
-    assert client._counters["resyncs"] == 0 and client.events == []
+def test_transient_book_difference_is_not_drift(indexer: ScriptedIndexer, engine: Engine) -> None:
+    indexer.scripts[BOOK_PATH] = [  # REST lagging, then caught up
+        (200, book_body([("100", "2"), ("99", "2")], [("101", "1")])),
+        (200, book_body([("100", "1"), ("99", "2")], [("101", "1")])),
+    ]
+    assert engine.drift.check_once() == 0 and indexer.requests == [BOOK_PATH] * 2
+    engine.run_worker()
+    assert engine.book.size_at("100") == 1 and engine.events == []
 
 
-def test_transient_book_difference_is_not_drift() -> None:
-    book = book_with(levels(("100", "1")), levels(("101", "1")))
-    first = rest_book(levels(("100", "2")), levels(("101", "1")))  # REST lagging, then caught up
-    drift, client = repairer(book, [first, rest_book(levels(("100", "1")), levels(("101", "1")))])
-    assert drift.check_once() == 0 and client.queued == []
+def test_an_inactive_subscription_is_not_checked(indexer: ScriptedIndexer, engine: Engine) -> None:
+    engine.registry.mark_all_pending()  # e.g. disconnected: no snapshot confirmed
+    assert engine.drift.check_once() == 0 and indexer.requests == []
 
 
-def test_one_failing_check_does_not_stop_the_pass() -> None:
-    book = book_with(levels(("100", "1")), levels(("101", "1")))
-    drift, client = repairer(book, [rest_book([], [])])
-
-    def broken(ticker: str) -> OrderbookResponse:
-        raise RuntimeError("REST down")
-
-    drift._rest.get_orderbook = broken  # type: ignore[method-assign]
-    client._registry.get = lambda key: SimpleNamespace(state=SubscriptionState.ACTIVE)
-    checked: List[Optional[str]] = []
-    drift._check_markets = lambda: checked.append("markets") or 0  # type: ignore[method-assign]
-    assert drift.check_once() == 0
-    assert checked == ["markets"]
+def test_one_failing_check_does_not_stop_the_pass(indexer: ScriptedIndexer) -> None:
+    engine = Engine(indexer, "v4_markets")
+    try:
+        engine.book.apply_snapshot(levels(("100", "1")), levels(("101", "1")), message_id=1)
+        indexer.scripts[BOOK_PATH] = [(500, {"errors": [{"msg": "REST down"}]})]
+        indexer.scripts["/v4/perpetualMarkets"] = [(200, {"markets": {}})]
+        assert engine.drift.check_once() == 0
+        assert indexer.requests[0] == BOOK_PATH
+        assert "/v4/perpetualMarkets" in indexer.requests  # the markets check still ran
+    finally:
+        engine.close()

@@ -14,7 +14,7 @@ from dydx_ws.protocol._server_errors import ErrorAction, action_for, keys_of_err
 
 @pytest.fixture
 def registry() -> SubscriptionRegistry:
-    reg = SubscriptionRegistry(lambda topic: None)
+    reg = SubscriptionRegistry()
     for topic in (
         Topic("v4_trades", "BTC-USD", False),
         Topic("v4_orderbook", "ETH-USD", False),
@@ -77,7 +77,7 @@ def test_errors_about_nothing_of_ours(registry: SubscriptionRegistry) -> None:
 
 
 def test_limit_error_goes_to_the_last_subscribe_sent_and_unanswered() -> None:
-    reg = SubscriptionRegistry(lambda topic: None)
+    reg = SubscriptionRegistry()
     old = Topic("v4_candles", "BTC-USD/5MINS", False)
     new = Topic("v4_candles", "ETH-USD/1MIN", False)
     for topic in (old, new):

@@ -8,10 +8,10 @@ from dydx_ws.engine._subscriptions import SubscriptionRegistry, SubscriptionStat
 
 def test_handles_share_a_topic_and_the_last_release_ends_it() -> None:
     released: List[Topic] = []
-    reg = SubscriptionRegistry(released.append)
+    reg = SubscriptionRegistry()
     topic = Topic("v4_trades", "BTC-USD", False)
-    first, new_first = reg.add(topic, None, {})
-    second, new_second = reg.add(Topic("v4_trades", "BTC-USD", False), None, {})
+    first, new_first = reg.add(topic, None, {}, released.append)
+    second, new_second = reg.add(Topic("v4_trades", "BTC-USD", False), None, {}, released.append)
     assert (new_first, new_second) == (True, False)
     first.unsubscribe()
     assert released == [] and second.state is SubscriptionState.PENDING
@@ -34,12 +34,12 @@ def test_a_subscribe_waits_for_a_concurrent_last_release_to_finish() -> None:
         assert finish_release.wait(10)
         wire.append("unsubscribe")
 
-    reg = SubscriptionRegistry(on_last_release, lock)
-    handle, _ = reg.add(Topic("v4_orderbook", "ETH-USD", False), None, {})
+    reg = SubscriptionRegistry(lock)
+    handle, _ = reg.add(Topic("v4_orderbook", "ETH-USD", False), None, {}, on_last_release)
 
     def subscribe_again() -> None:
         with lock:  # as the client does: add, then queue the subscribe, under its lock
-            _, is_new = reg.add(Topic("v4_orderbook", "ETH-USD", False), None, {})
+            _, is_new = reg.add(Topic("v4_orderbook", "ETH-USD", False), None, {}, on_last_release)
             if is_new:
                 wire.append("subscribe")
 

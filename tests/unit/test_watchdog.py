@@ -15,10 +15,10 @@ Key = Tuple[str, Optional[str]]
 
 class Harness:
     def __init__(self, **limits: IdleLimit) -> None:
-        self.registry = SubscriptionRegistry(lambda topic: None)
+        self.registry = SubscriptionRegistry()
         self.calls: List[Tuple[Key, str]] = []
         merged = {**DEFAULT_IDLE_LIMITS, **limits}
-        self.dog = IdleWatchdog(self.registry, MarketsState(), merged, self.resync)
+        self.dog = IdleWatchdog(self.registry, MarketsState(), merged)
         self.now = 0.0
 
     def resync(self, key: Key, reason: str) -> bool:
@@ -38,7 +38,7 @@ class Harness:
 
     def tick(self, seconds: float, connected: bool = True) -> None:
         self.now += seconds
-        self.dog.tick(self.now, connected)
+        self.dog.tick(self.now, connected, self.resync)
 
 
 def test_block_height_is_judged_by_time() -> None:
