@@ -36,11 +36,13 @@ def test_startup_to_first_connected_under_one_second() -> None:
         emu.stop()
 
 
-def test_one_named_non_daemon_thread_and_urls() -> None:
+def test_one_named_daemon_thread_and_urls() -> None:
+    # A daemon, stopped by an atexit hook: a script that never stops its emulator still exits
+    # (tests/newcomer/test_script_exit.py).
     emu = IndexerEmulator(**FAST)  # type: ignore[arg-type]
     with emu:
         threads = emulator_threads()
-        assert len(threads) == 1 and not threads[0].daemon
+        assert len(threads) == 1 and threads[0].daemon
         assert emu.ws_url.startswith("ws://127.0.0.1:") and emu.ws_url.endswith("/v4/ws")
         assert emu.rest_url.startswith("http://127.0.0.1:")
         assert isinstance(emu.network, Network) and emu.network.name == "emulator"
