@@ -140,7 +140,7 @@ def test_limits_and_state_are_those_of_the_protocol() -> None:
 
 @pytest.mark.parametrize("name", ["v4_block_height", "v4_candles"])
 def test_the_registry_enforces_the_table_limit(name: str) -> None:
-    registry = SubscriptionRegistry(lambda topic: None)
+    registry = SubscriptionRegistry()
     limit = channel(name).limit
     for i in range(limit):
         registry.add(Topic(name, f"T{i}-USD/1MIN", False), None, {})

@@ -99,7 +99,7 @@ def test_limit_error_goes_to_the_last_subscribe_sent_and_unanswered() -> None:
 def test_a_fetch_error_without_id_is_about_block_height() -> None:
     # The server echoes the id the client sent, and the client sends none for block height
     # (docs/protocol.md §2.4 row 11): the error must still find ("v4_block_height", its id).
-    reg = SubscriptionRegistry(lambda topic: None)
+    reg = SubscriptionRegistry()
     topic = Topic("v4_block_height", None, False)
     reg.add(topic, None, {})
     text = "Internal error, could not fetch data for subscription: v4_block_height."
@@ -134,7 +134,7 @@ PENALTY = (
 def test_the_reconnect_penalty_is_charged_like_the_limit_error() -> None:
     # Later server revisions close with 4008 after this text (docs/protocol.md §4.4): only the
     # refused subscribe fails, not every pending subscription of the channel.
-    reg = SubscriptionRegistry(lambda topic: None)
+    reg = SubscriptionRegistry()
     topics = [Topic("v4_candles", f"{t}-USD/1MIN", False) for t in ("BTC", "ETH", "SOL")]
     for topic in topics:
         reg.add(topic, None, {})
