@@ -31,7 +31,7 @@ from ._route_limits import DEFAULT_ROUTE_LIMITS
 from ._shutdown import forget, remember
 from .engine._cpu_placement import CpuSpec, parse_cpus, pin_threads
 from .engine._pipeline import NOT_STARTED, Pipeline
-from .engine._subscriptions import Callback, Subscription, Topic
+from .engine._subscriptions import Callback, Subscription
 from .engine._watchdog import DEFAULT_IDLE_LIMITS
 from .engine._worker_pool import OverflowPolicy
 from .engine._worker_side import label
@@ -47,6 +47,7 @@ from .protocol._channels import (
     PARENT_SUBACCOUNTS,
     SUBACCOUNTS,
     TRADES,
+    Topic,
     channel,
 )
 from .protocol._messages import (

@@ -62,7 +62,7 @@ from typing import (
     Union,
 )
 
-from .engine._subscriptions import Key, Topic
+from .engine._subscriptions import Key
 from .errors import DecodeError, DydxConnectionError, DydxWsError, SubscriptionError
 from .events import ErrorEvent
 from .protocol._channels import (
@@ -73,6 +73,7 @@ from .protocol._channels import (
     PARENT_SUBACCOUNTS,
     SUBACCOUNTS,
     TRADES,
+    Topic,
     find,
     sent_id,
 )

@@ -37,14 +37,14 @@ from ..events import (
     ResyncEvent,
 )
 from ..protocol import _json as json_backend
-from ..protocol._channels import CHANNELS, ORDERBOOK, STATEFUL, find, sent_id
+from ..protocol._channels import CHANNELS, ORDERBOOK, STATEFUL, Topic, find, sent_id
 from ..protocol._decode import DATA_TYPES, decode_message
 from ..protocol._messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
 from ..protocol._server_errors import ErrorAction, action_for, keys_of_error
 from ..state._store import Key, LocalState
 from ..transport._connection import CloseInfo, Connection
 from ..transport._frame_reader import ProtocolViolation
-from ._subscriptions import SubscriptionRegistry, SubscriptionState, Topic
+from ._subscriptions import SubscriptionRegistry, SubscriptionState
 from ._throttle import Throttle
 from ._watchdog import IdleWatchdog
 from ._worker_pool import Dispatcher

@@ -15,19 +15,18 @@ users hold.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import DydxWsError, SubscriptionError
-from ..protocol._channels import find, frame_id
+from ..protocol._channels import Topic, find
 
 if TYPE_CHECKING:
     from ..protocol._messages import Message
 
-__all__ = ["Subscription", "SubscriptionRegistry", "SubscriptionState", "Topic"]
+__all__ = ["Subscription", "SubscriptionRegistry", "SubscriptionState"]
 
 Key = Tuple[str, Optional[str]]
 Callback = Callable[["Message"], Any]
@@ -38,36 +37,6 @@ class SubscriptionState(str, Enum):
     ACTIVE = "active"
     FAILED = "failed"
     UNSUBSCRIBED = "unsubscribed"
-
-
-class Topic:
-    """One server-side subscription (immutable)."""
-
-    __slots__ = ("batched", "channel", "key", "wire_id")
-
-    def __init__(self, channel: str, wire_id: Optional[str], batched: bool) -> None:
-        self.channel = channel
-        self.wire_id = wire_id
-        self.batched = batched
-        self.key: Key = (channel, frame_id(channel, wire_id))
-
-    def subscribe_text(self) -> str:
-        msg: Dict[str, Any] = {"type": "subscribe", "channel": self.channel}
-        if self.wire_id is not None:
-            msg["id"] = self.wire_id
-        if self.batched:
-            msg["batched"] = True
-        return json.dumps(msg, separators=(",", ":"))
-
-    def unsubscribe_text(self) -> str:
-        msg: Dict[str, Any] = {"type": "unsubscribe", "channel": self.channel}
-        if self.wire_id is not None:
-            msg["id"] = self.wire_id
-        return json.dumps(msg, separators=(",", ":"))
-
-    def __repr__(self) -> str:
-        batched = ", batched" if self.batched else ""
-        return f"Topic({self.channel}, {self.wire_id!r}{batched})"
 
 
 class _Entry:

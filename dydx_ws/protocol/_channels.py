@@ -8,6 +8,7 @@ frames change) and its message class. Every other module asks this table instead
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple, Type
@@ -35,6 +36,7 @@ __all__ = [
     "SUBACCOUNTS",
     "TRADES",
     "Channel",
+    "Topic",
     "channel",
     "find",
     "frame_id",
@@ -238,3 +240,33 @@ def sent_id(name: str, key_id: Optional[str]) -> Optional[str]:
     """:meth:`Channel.sent_id` of channel ``name``; ``key_id`` unchanged for an unknown one."""
     spec = find(name)
     return key_id if spec is None else spec.sent_id(key_id)
+
+
+class Topic:
+    """One server-side subscription (immutable)."""
+
+    __slots__ = ("batched", "channel", "key", "wire_id")
+
+    def __init__(self, channel: str, wire_id: Optional[str], batched: bool) -> None:
+        self.channel = channel
+        self.wire_id = wire_id
+        self.batched = batched
+        self.key: Key = (channel, frame_id(channel, wire_id))
+
+    def subscribe_text(self) -> str:
+        msg: Dict[str, Any] = {"type": "subscribe", "channel": self.channel}
+        if self.wire_id is not None:
+            msg["id"] = self.wire_id
+        if self.batched:
+            msg["batched"] = True
+        return json.dumps(msg, separators=(",", ":"))
+
+    def unsubscribe_text(self) -> str:
+        msg: Dict[str, Any] = {"type": "unsubscribe", "channel": self.channel}
+        if self.wire_id is not None:
+            msg["id"] = self.wire_id
+        return json.dumps(msg, separators=(",", ":"))
+
+    def __repr__(self) -> str:
+        batched = ", batched" if self.batched else ""
+        return f"Topic({self.channel}, {self.wire_id!r}{batched})"

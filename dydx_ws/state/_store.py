@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Dict, Optional, Tuple, Union
 
-from ..engine._subscriptions import Topic
-from ..protocol._channels import ORDERBOOK, PARENT_SUBACCOUNTS, SUBACCOUNTS, channel
+from ..protocol._channels import ORDERBOOK, PARENT_SUBACCOUNTS, SUBACCOUNTS, Topic, channel
 from ..protocol._messages import (
     BlockHeightMessage,
     MarketsMessage,

@@ -9,12 +9,13 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-from dydx_ws.engine._subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.engine._subscriptions import SubscriptionRegistry
 from dydx_ws.errors import SubscriptionError
 from dydx_ws.protocol._channels import (
     CHANNEL_TABLE,
     CHANNELS,
     STATEFUL,
+    Topic,
     channel,
     find,
     frame_id,

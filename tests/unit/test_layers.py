@@ -36,13 +36,6 @@ ALLOWED: Dict[str, Set[str]] = {
     "emulator": {"base"},
 }
 
-# Runtime imports against the direction that exist today (issue 13 removes them with the channel
-# table in protocol/). Each is (importer, imported).
-KNOWN_EXCEPTIONS = {
-    ("dydx_ws.state._store", "dydx_ws.engine._subscriptions"),
-}
-
-
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     if parts[-1] == "__init__":
@@ -126,17 +119,9 @@ def test_runtime_imports_point_down() -> None:
     wrong = []
     for importer, targets in runtime_graph().items():
         for target in targets:
-            if (importer, target) in KNOWN_EXCEPTIONS:
-                continue
             if layer(target) != layer(importer) and layer(target) not in ALLOWED[layer(importer)]:
                 wrong.append(f"{importer} ({layer(importer)}) -> {target} ({layer(target)})")
     assert not wrong, "imports against the layer direction:\n" + "\n".join(sorted(wrong))
-
-
-def test_known_exceptions_still_exist() -> None:
-    graph = runtime_graph()
-    gone = [pair for pair in KNOWN_EXCEPTIONS if pair[1] not in graph.get(pair[0], set())]
-    assert not gone, f"fixed, remove from KNOWN_EXCEPTIONS: {gone}"
 
 
 def test_no_import_circle_at_run_time() -> None:

@@ -15,8 +15,9 @@ import pytest
 
 from dydx_ws import DydxWebSocketClient, DydxWsError, ErrorEvent, OrderbookMessage
 from dydx_ws.engine._pipeline import Pipeline
-from dydx_ws.engine._subscriptions import Subscription, SubscriptionState, Topic
+from dydx_ws.engine._subscriptions import Subscription, SubscriptionState
 from dydx_ws.engine._worker_pool import OverflowPolicy
+from dydx_ws.protocol._channels import Topic
 from dydx_ws.protocol._decode import decode_message
 from dydx_ws.state._store import LocalState
 from dydx_ws.transport._connection import ConnectionOptions

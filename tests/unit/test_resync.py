@@ -24,7 +24,7 @@ from dydx_ws.engine._drift_repair import (
     markets_diff,
 )
 from dydx_ws.engine._pipeline import COUNTERS
-from dydx_ws.engine._subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.engine._subscriptions import SubscriptionRegistry
 from dydx_ws.engine._worker_pool import Dispatcher
 from dydx_ws.events import Counters, Emitter, EventHub
 from dydx_ws.models import (
@@ -35,6 +35,7 @@ from dydx_ws.models import (
     PriceLevel,
     Subaccount,
 )
+from dydx_ws.protocol._channels import Topic
 from dydx_ws.rest import IndexerRestClient
 from dydx_ws.state import SubaccountState
 from dydx_ws.state._orderbook import OrderBook

@@ -7,7 +7,8 @@ from typing import Optional
 
 import pytest
 
-from dydx_ws.engine._subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.engine._subscriptions import SubscriptionRegistry
+from dydx_ws.protocol._channels import Topic
 from dydx_ws.protocol._messages import ErrorMessage
 from dydx_ws.protocol._server_errors import ErrorAction, action_for, keys_of_error
 

@@ -3,7 +3,8 @@
 import threading
 from typing import List
 
-from dydx_ws.engine._subscriptions import SubscriptionRegistry, SubscriptionState, Topic
+from dydx_ws.engine._subscriptions import SubscriptionRegistry, SubscriptionState
+from dydx_ws.protocol._channels import Topic
 
 
 def test_handles_share_a_topic_and_the_last_release_ends_it() -> None:

@@ -6,8 +6,9 @@ from typing import List, Optional, Tuple
 
 import pytest
 
-from dydx_ws.engine._subscriptions import SubscriptionRegistry, Topic
+from dydx_ws.engine._subscriptions import SubscriptionRegistry
 from dydx_ws.engine._watchdog import DEFAULT_IDLE_LIMITS, IdleLimit, IdleWatchdog, parse_limits
+from dydx_ws.protocol._channels import Topic
 from dydx_ws.state import MarketsState
 
 Key = Tuple[str, Optional[str]]
