@@ -9,6 +9,7 @@ thread does, so the ratio vs direct is the realistic one), and "io5%", a handler
 
     /work/venv/bin/python bench/dispatch.py [--items 200000] [--io-items 200000] [--repeat 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,11 +39,17 @@ def io_handler(key: Hashable, item: object) -> None:
         time.sleep(0.001)
 
 
-FRAME = json.dumps({
-    "type": "channel_data", "connection_id": "8f1e2c3a-0000-4000-8000-000000000000",
-    "message_id": 1234, "id": "BTC-USD", "channel": "v4_orderbook", "version": "1.0.0",
-    "contents": {"bids": [["114250", "0.5"], ["114249", "0"]], "asks": [["114262", "1.25"]]},
-})
+FRAME = json.dumps(
+    {
+        "type": "channel_data",
+        "connection_id": "8f1e2c3a-0000-4000-8000-000000000000",
+        "message_id": 1234,
+        "id": "BTC-USD",
+        "channel": "v4_orderbook",
+        "version": "1.0.0",
+        "contents": {"bids": [["114250", "0.5"], ["114249", "0"]], "asks": [["114262", "1.25"]]},
+    }
+)
 
 
 def run_direct(handler: Handler, n: int, decode: bool = False) -> float:
@@ -137,8 +144,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1, help="best of N runs")
     args = parser.parse_args()
 
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, switch interval "
-          f"{sys.getswitchinterval() * 1000:.0f} ms, {len(KEYS)} keys, best of {args.repeat}")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, switch interval "
+        f"{sys.getswitchinterval() * 1000:.0f} ms, {len(KEYS)} keys, best of {args.repeat}"
+    )
     rates: Dict[str, Dict[str, float]] = {}
     workloads = [
         ("trivial", trivial_handler, args.items, False),
@@ -151,33 +160,37 @@ def main() -> None:
             ("queue.Queue 1 worker", lambda h=handler, n=n, dec=dec: run_queue(h, n, dec)),
         ]
         for workers in (1, 2, 4):
-            cases.append((
-                f"Dispatcher workers={workers}",
-                lambda h=handler, n=n, w=workers, dec=dec: run_dispatcher(h, n, w, dec),
-            ))
+            cases.append(
+                (
+                    f"Dispatcher workers={workers}",
+                    lambda h=handler, n=n, w=workers, dec=dec: run_dispatcher(h, n, w, dec),
+                )
+            )
         rates[label] = {}
         for name, fn in cases:
             rates[label][name] = n / best(fn, args.repeat)
 
     names = list(rates["trivial"])
-    print(f"\n{'case':<24}{'trivial/s':>11}{'vs direct':>10}{'overhead':>11}"
-          f"{'decode/s':>11}{'vs direct':>10}{'io5%/s':>9}{'vs direct':>10}")
+    print(
+        f"\n{'case':<24}{'trivial/s':>11}{'vs direct':>10}{'overhead':>11}"
+        f"{'decode/s':>11}{'vs direct':>10}{'io5%/s':>9}{'vs direct':>10}"
+    )
     direct = {label: r["direct call"] for label, r in rates.items()}
     for name in names:
         t, dc, io = rates["trivial"][name], rates["decode"][name], rates["io5%"][name]
         overhead_us = (1 / t - 1 / direct["trivial"]) * 1e6
-        print(f"{name:<24}{t:>11,.0f}{t / direct['trivial']:>9.2f}x{overhead_us:>8.2f} us"
-              f"{dc:>11,.0f}{dc / direct['decode']:>9.2f}x"
-              f"{io:>9,.0f}{io / direct['io5%']:>9.2f}x")
+        print(
+            f"{name:<24}{t:>11,.0f}{t / direct['trivial']:>9.2f}x{overhead_us:>8.2f} us"
+            f"{dc:>11,.0f}{dc / direct['decode']:>9.2f}x"
+            f"{io:>9,.0f}{io / direct['io5%']:>9.2f}x"
+        )
 
     cpu = {w: rates["trivial"][f"Dispatcher workers={w}"] for w in (1, 2, 4)}
     io = {w: rates["io5%"][f"Dispatcher workers={w}"] for w in (1, 2, 4)}
     # Smallest pool that gets >= 90% of the best blocking-I/O rate without losing more than
     # 30% of the single-worker CPU-bound rate.
     best_io = max(io.values())
-    choice = next(
-        (w for w in (1, 2, 4) if io[w] >= 0.9 * best_io and cpu[w] >= 0.7 * cpu[1]), 1
-    )
+    choice = next((w for w in (1, 2, 4) if io[w] >= 0.9 * best_io and cpu[w] >= 0.7 * cpu[1]), 1)
     print(
         f"\nrecommendation: workers={choice} "
         f"(CPU-bound: {', '.join(f'{w}w {cpu[w] / cpu[1]:.2f}x' for w in cpu)} of 1 worker; "
