@@ -14,16 +14,26 @@ Each runs in a fresh process, so its process CPU time is its own.
 import asyncio
 import datetime as dt
 import json
+import os
 import threading
 import time
+import tracemalloc
 from decimal import Decimal
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 ADDRESS = "dydx1kzsvkf2ghjqlysuffdkhcdctknl4rsvcx5hkm5"
 
 
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
 class Probe:
-    """Counts callback deliveries after the snapshot; CPU and latency from the first update."""
+    """Counts callback deliveries after the snapshot; CPU, latency and memory from the first
+    update (``trace_allocations``: tracemalloc runs from the first update to the last)."""
+
+    trace_allocations = False
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -31,11 +41,16 @@ class Probe:
         self.t0 = self.t1 = 0.0
         self.cpu0 = self.cpu1 = 0.0
         self.latencies: List[int] = []
+        self.rss0 = self.rss1 = 0.0
+        self.traced = (0, 0)
         self.done = threading.Event()
 
     def hit(self, stamp: Optional[str]) -> None:
         now = time.monotonic_ns()
         if self.count == 0:
+            self.rss0 = rss_mb()
+            if self.trace_allocations:
+                tracemalloc.start()
             self.t0 = time.perf_counter()
             self.cpu0 = time.process_time()
         if stamp is not None and stamp.isdigit():
@@ -44,6 +59,10 @@ class Probe:
         if self.count == self.n:
             self.t1 = time.perf_counter()
             self.cpu1 = time.process_time()
+            self.rss1 = rss_mb()
+            if self.trace_allocations:
+                self.traced = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
             self.done.set()
 
     def result(self) -> Dict[str, Any]:
@@ -58,6 +77,10 @@ class Probe:
             "p50_ms": pct(0.50),
             "p99_ms": pct(0.99),
             "max_ms": lat[-1] / 1e6 if lat else float("nan"),
+            "rss_start_mb": self.rss0,
+            "rss_end_mb": self.rss1,
+            "retained_b": self.traced[0] / self.n,
+            "peak_kb": self.traced[1] / 1024,
         }
 
 

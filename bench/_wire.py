@@ -17,7 +17,7 @@ import socket
 import struct
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAMES_DIR = ROOT / "tests" / "fixtures" / "frames"
@@ -40,50 +40,53 @@ def frame(payload: bytes) -> bytes:
 HELLO = frame(b'{"type":"connected","connection_id":"bench","message_id":0}')
 
 
-def workload(kind: str, n: int) -> Tuple[bytes, List[bytes], int, Dict[str, Any]]:
-    """(subscribed frame, n update frames, update size in bytes, subscribe message)."""
-    if kind == "book":
-        sid, channel = "BTC-USD", "v4_orderbook"
-        snapshot: Dict[str, Any] = {
-            "bids": [{"price": "65000", "size": "1"}],
-            "asks": [{"price": "65001", "size": "1"}],
+class Workload:
+    """Frames of one subscription: the ``subscribed`` frame and update ``i`` built on demand
+    (message ids count up; ``STAMP`` stands where a stamped burst writes its time)."""
+
+    def __init__(self, kind: str) -> None:
+        if kind == "book":
+            sid, channel = "BTC-USD", "v4_orderbook"
+            snapshot: Dict[str, Any] = {
+                "bids": [{"price": "65000", "size": "1"}],
+                "asks": [{"price": "65001", "size": "1"}],
+            }
+            update: Dict[str, Any] = {"bids": [["65920", "0.125"]]}
+        else:
+            sid, channel = f"{ADDRESS}/0", "v4_subaccounts"
+            snapshot = {}
+            name = "v4_subaccounts__channel_data__ntl-fills-orders-positions.json"
+            update = json.loads((FRAMES_DIR / name).read_text())["contents"]
+            update["fills"] = update["fills"][:1]
+        head = {
+            "type": "subscribed",
+            "connection_id": "bench",
+            "message_id": 1,
+            "channel": channel,
+            "id": sid,
+            "contents": snapshot,
         }
-        update: Dict[str, Any] = {"bids": [["65920", "0.125"]]}
-    else:
-        sid, channel = f"{ADDRESS}/0", "v4_subaccounts"
-        snapshot = {}
-        raw = json.loads(
-            (
-                FRAMES_DIR / "v4_subaccounts__channel_data__ntl-fills-orders-positions.json"
-            ).read_text()
-        )
-        update = raw["contents"]
-        update["fills"] = update["fills"][:1]
-    head = {
-        "type": "subscribed",
-        "connection_id": "bench",
-        "message_id": 1,
-        "channel": channel,
-        "id": sid,
-        "contents": snapshot,
-    }
-    updates = []
-    size = 0
-    for i in range(n):
-        msg = {
+        self.subscribe = {"type": "subscribe", "channel": channel, "id": sid}
+        self.subscribed = frame(json.dumps(head, separators=(",", ":")).encode())
+        body = {
             "type": "channel_data",
             "connection_id": STAMP.decode(),
-            "message_id": i + 2,
+            "message_id": 424242424242,
             "id": sid,
             "channel": channel,
             "version": "1.0.0",
             "contents": update,
         }
-        payload = json.dumps(msg, separators=(",", ":")).encode()
-        size = len(payload)
-        updates.append(frame(payload))
-    subscribed = frame(json.dumps(head, separators=(",", ":")).encode())
-    return subscribed, updates, size, {"type": "subscribe", "channel": channel, "id": sid}
+        text = json.dumps(body, separators=(",", ":")).replace("%", "%%")
+        self._template = text.replace("424242424242", "%d").encode()
+        self.size = len(self.update(2)) - 4
+
+    def update(self, i: int) -> bytes:
+        """The frame of update ``i`` (message id ``i + 2``)."""
+        return frame(self._template % (i + 2))
+
+    def updates(self, start: int, count: int) -> bytes:
+        return b"".join(self.update(i) for i in range(start, start + count))
 
 
 def _handshake(conn: socket.socket) -> None:
@@ -105,47 +108,52 @@ def _handshake(conn: socket.socket) -> None:
     )
 
 
-def _serve(listener: socket.socket, bursts: List[bytes], interval: float, stamp: bool) -> None:
+def _serve(listener: socket.socket, plan: Tuple[Any, ...]) -> None:
     conn, _ = listener.accept()
     try:
-        _write(conn, bursts, interval, stamp)
+        _write(conn, *plan)
     except OSError:
         pass  # the client left early (it failed, or it stops reading once it has counted)
     finally:
         conn.close()
 
 
-def _write(conn: socket.socket, bursts: List[bytes], interval: float, stamp: bool) -> None:
+def _write(conn: socket.socket, kind: str, n: int, burst: int, interval: float) -> None:
+    """Flood (``interval`` 0: every update in one write) or stamped bursts of ``burst`` updates
+    every ``interval`` seconds, built just before they are written."""
+    work = Workload(kind)
+    flood = work.subscribed + work.updates(0, n) if interval == 0 else b""
     _handshake(conn)
     conn.sendall(HELLO)
     conn.recv(65536)  # the client's subscribe (one small masked frame)
-    start = time.monotonic()
-    for i, burst in enumerate(bursts):
-        delay = start + i * interval - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        if stamp:
-            burst = burst.replace(STAMP, b"%019d" % time.monotonic_ns())
-        conn.sendall(burst)
+    if flood:
+        conn.sendall(flood)
+    else:
+        conn.sendall(work.subscribed)
+        start = time.monotonic()
+        for k, first in enumerate(range(0, n, burst)):
+            data = work.updates(first, min(burst, n - first))
+            delay = start + (k + 1) * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            conn.sendall(data.replace(STAMP, b"%019d" % time.monotonic_ns()))
     while conn.recv(65536):  # wait for the client to leave
         pass
 
 
-def _server_main(port_q: Any, bursts: List[bytes], interval: float, stamp: bool) -> None:
+def _server_main(port_q: Any, plan: Tuple[Any, ...]) -> None:
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
     port_q.put(listener.getsockname()[1])
-    _serve(listener, bursts, interval, stamp)
+    _serve(listener, plan)
 
 
-def start_server(
-    bursts: List[bytes], interval: float = 0.0, stamp: bool = False
-) -> Tuple[Any, int]:
-    """A one-connection server process writing ``bursts`` ``interval`` seconds apart."""
+def start_server(kind: str, n: int, burst: int = 0, interval: float = 0.0) -> Tuple[Any, int]:
+    """A one-connection server process: a flood of ``n`` updates (``interval`` 0) or bursts."""
     ctx = mp.get_context("fork")
     q: Any = ctx.Queue()
-    proc = ctx.Process(target=_server_main, args=(q, bursts, interval, stamp), daemon=True)
+    proc = ctx.Process(target=_server_main, args=(q, (kind, n, burst, interval)), daemon=True)
     proc.start()
     return proc, int(q.get(timeout=10))

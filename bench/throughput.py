@@ -33,17 +33,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import websocket  # noqa: E402
-from _wire import start_server, workload  # noqa: E402
+from _wire import Workload, start_server  # noqa: E402
 
 from dydx_ws import DydxWebSocketClient, json_backend  # noqa: E402
 from dydx_ws.affinity import AutoAffinity  # noqa: E402
 
 ADDRESS = "dydx1kzsvkf2ghjqlysuffdkhcdctknl4rsvcx5hkm5"
-
-
-def _flood(kind: str, n: int) -> Tuple[bytes, int, Dict[str, Any]]:
-    subscribed, updates, size, sub = workload(kind, n)
-    return subscribed + b"".join(updates), size, {"channel": sub["channel"], "id": sub["id"]}
 
 
 class Meter:
@@ -161,12 +156,13 @@ def main() -> None:
         head += f" {name:>26}" + (f" {'b/a':>6}" if config is not None else "")
     print(head)
     for kind, n in plans:
-        flood, size, sub = _flood(kind, n)
+        work = Workload(kind)
+        size, sub = work.size, {"channel": work.subscribe["channel"], "id": work.subscribe["id"]}
         rates: Dict[str, List[float]] = {name: [] for name, _ in plan}
         for r in range(rounds):
             order = plan[r % len(plan) :] + plan[: r % len(plan)]
             for name, config in order:
-                proc, port = start_server([flood])
+                proc, port = start_server(kind, n)
                 try:
                     rate = (
                         run_bare(port, n, sub)

@@ -29,36 +29,32 @@ from typing import Any, Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _clients import RUNNERS
-from _wire import start_server, workload
+from _clients import RUNNERS, Probe
+from _wire import Workload, start_server
 
 CLIENTS = ["sdk", "reference", "bare"]
 
 
-def _child(name: str, port: int, n: int, sub: Dict[str, Any], timeout: float, q: Any) -> None:
+def _child(
+    name: str, port: int, n: int, sub: Dict[str, Any], timeout: float, alloc: bool, q: Any
+) -> None:
     try:
+        Probe.trace_allocations = alloc
         q.put(RUNNERS[name](port, n, sub, timeout))
     except BaseException as exc:
         q.put({"error": f"{type(exc).__name__}: {exc}"})
 
 
 def run_once(
-    name: str, kind: str, mode: str, n: int, burst: int, interval: float
+    name: str, kind: str, mode: str, n: int, burst: int, interval: float, alloc: bool = False
 ) -> Dict[str, Any]:
-    subscribed, updates, size, sub = workload(kind, n)
-    if mode == "flood":
-        bursts = [subscribed + b"".join(updates)]
-        gap = 0.0
-    else:
-        bursts = [subscribed] + [
-            b"".join(updates[i : i + burst]) for i in range(0, len(updates), burst)
-        ]
-        gap = interval
-    server, port = start_server(bursts, gap, stamp=mode == "burst")
+    work = Workload(kind)
+    gap = 0.0 if mode == "flood" else interval
+    server, port = start_server(kind, n, burst, gap)
     ctx = mp.get_context("spawn")
     q: Any = ctx.Queue()
-    timeout = 300.0
-    child = ctx.Process(target=_child, args=(name, port, n, sub, timeout, q))
+    timeout = 300.0 + n * gap / max(burst, 1)
+    child = ctx.Process(target=_child, args=(name, port, n, work.subscribe, timeout, alloc, q))
     child.start()
     try:
         result: Dict[str, Any] = q.get(timeout=timeout + 30)
@@ -70,7 +66,7 @@ def run_once(
                 proc.terminate()
     if "error" in result:
         raise RuntimeError(f"{name} ({kind}, {mode}): {result['error']}")
-    result["size"] = size
+    result["size"] = work.size
     return result
 
 
@@ -102,6 +98,26 @@ def report(
         print(f"  sdk / reference: CPU per message {cpu} (<= 1.3x), p99 latency {p99} (<= 2x)")
 
 
+def memory(args: argparse.Namespace) -> None:
+    """RSS over a long burst run (``--soak``) or tracemalloc figures (``--alloc``), per client."""
+    for kind in ("book", "account"):
+        for name in args.clients.split(","):
+            if args.soak:
+                n = int(args.soak * args.burst / args.interval)
+                r = run_once(name, kind, "burst", n, args.burst, args.interval)
+                print(
+                    f"soak {kind:7} {name:10} {n:,} updates over {args.soak:.0f} s: RSS "
+                    f"{r['rss_start_mb']:.1f} MB at the first update, {r['rss_end_mb']:.1f} MB at "
+                    f"the last"
+                )
+            else:
+                r = run_once(name, kind, "burst", 10_000, args.burst, args.interval, alloc=True)
+                print(
+                    f"alloc {kind:7} {name:10} retained {r['retained_b']:.1f} B/update after "
+                    f"10,000; tracemalloc peak {r['peak_kb']:,.0f} KiB"
+                )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
@@ -110,7 +126,16 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--interval", type=float, default=0.25)
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--soak", type=float, metavar="SECONDS", help="one long burst run per client: RSS start/end"
+    )
+    parser.add_argument(
+        "--alloc", action="store_true", help="tracemalloc per message (slow; not timed)"
+    )
     args = parser.parse_args()
+    if args.soak or args.alloc:
+        memory(args)
+        return
     rounds = args.rounds or (2 if args.quick else 5)
     clients = args.clients.split(",")
     modes = ["flood", "burst"] if args.mode == "both" else [args.mode]
