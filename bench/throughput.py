@@ -20,13 +20,8 @@ noisy (±30% between runs), so every column runs once per round, in a rotating o
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
-import multiprocessing as mp
-import socket
 import statistics
-import struct
 import sys
 import threading
 import time
@@ -35,117 +30,16 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import websocket  # noqa: E402
+from _wire import Workload, start_server  # noqa: E402
 
 from dydx_ws import DydxWebSocketClient  # noqa: E402
 from dydx_ws.engine._cpu_placement import AutoAffinity  # noqa: E402
 from dydx_ws.protocol import _json as json_backend  # noqa: E402
 
-FRAMES_DIR = ROOT / "tests" / "fixtures" / "frames"
 ADDRESS = "dydx1kzsvkf2ghjqlysuffdkhcdctknl4rsvcx5hkm5"
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-
-
-# -- the flood server (runs in a child process) -----------------------------------------------
-def _frame(payload: bytes) -> bytes:
-    n = len(payload)
-    if n < 126:
-        header = struct.pack("!BB", 0x81, n)
-    elif n < 65536:
-        header = struct.pack("!BBH", 0x81, 126, n)
-    else:
-        header = struct.pack("!BBQ", 0x81, 127, n)
-    return header + payload
-
-
-def _serve(listener: socket.socket, flood: bytes, hello: bytes, connections: int) -> None:
-    for _ in range(connections):
-        conn, _ = listener.accept()
-        with conn:
-            request = b""
-            while b"\r\n\r\n" not in request:
-                request += conn.recv(4096)
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in request.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key")
-            )
-            accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
-            conn.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
-            conn.sendall(hello)
-            conn.recv(65536)  # the client's subscribe (one small masked frame)
-            conn.sendall(flood)
-            try:  # wait for the client to leave
-                while conn.recv(65536):
-                    pass
-            except OSError:
-                pass
-
-
-def _server_main(port_q: Any, flood: bytes, hello: bytes, connections: int) -> None:
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4)
-    port_q.put(listener.getsockname()[1])
-    _serve(listener, flood, hello, connections)
-
-
-def start_server(flood: bytes, connections: int) -> Tuple[mp.Process, int]:
-    hello = _frame(b'{"type":"connected","connection_id":"bench","message_id":0}')
-    q: Any = mp.Queue()
-    proc = mp.Process(target=_server_main, args=(q, flood, hello, connections), daemon=True)
-    proc.start()
-    return proc, int(q.get(timeout=10))
-
-
-# -- workloads --------------------------------------------------------------------------------
-def _frames(kind: str, n: int) -> Tuple[bytes, int, Dict[str, Any]]:
-    if kind == "book":
-        sid, channel = "BTC-USD", "v4_orderbook"
-        snapshot = {
-            "bids": [{"price": "65000", "size": "1"}],
-            "asks": [{"price": "65001", "size": "1"}],
-        }
-        update = {"bids": [["65920", "0.125"]]}
-    else:
-        sid, channel = f"{ADDRESS}/0", "v4_subaccounts"
-        snapshot = {}
-        raw = json.loads(
-            (
-                FRAMES_DIR / "v4_subaccounts__channel_data__ntl-fills-orders-positions.json"
-            ).read_text()
-        )
-        update = raw["contents"]
-        update["fills"] = update["fills"][:1]
-    head = {
-        "type": "subscribed",
-        "connection_id": "bench",
-        "message_id": 1,
-        "channel": channel,
-        "id": sid,
-        "contents": snapshot,
-    }
-    parts = [_frame(json.dumps(head, separators=(",", ":")).encode())]
-    size = 0
-    for i in range(n):
-        msg = {
-            "type": "channel_data",
-            "connection_id": "bench",
-            "message_id": i + 2,
-            "id": sid,
-            "channel": channel,
-            "version": "1.0.0",
-            "contents": update,
-        }
-        payload = json.dumps(msg, separators=(",", ":")).encode()
-        size = len(payload)
-        parts.append(_frame(payload))
-    return b"".join(parts), size, {"channel": channel, "id": sid}
 
 
 class Meter:
@@ -263,23 +157,24 @@ def main() -> None:
         head += f" {name:>26}" + (f" {'b/a':>6}" if config is not None else "")
     print(head)
     for kind, n in plans:
-        flood, size, sub = _frames(kind, n)
-        proc, port = start_server(flood, connections=rounds * len(plan))
+        work = Workload(kind)
+        size, sub = work.size, {"channel": work.subscribe["channel"], "id": work.subscribe["id"]}
         rates: Dict[str, List[float]] = {name: [] for name, _ in plan}
-        try:
-            for r in range(rounds):
-                order = plan[r % len(plan) :] + plan[: r % len(plan)]
-                for name, config in order:
+        for r in range(rounds):
+            order = plan[r % len(plan) :] + plan[: r % len(plan)]
+            for name, config in order:
+                proc, port = start_server(kind, n)
+                try:
                     rate = (
                         run_bare(port, n, sub)
                         if config is None
                         else run_sdk(port, n, sub, 1, config)
                     )
-                    rates[name].append(rate)
-        finally:
-            proc.join(10)
-            if proc.is_alive():
-                proc.terminate()
+                finally:
+                    proc.join(10)
+                    if proc.is_alive():
+                        proc.terminate()
+                rates[name].append(rate)
         label = f"{'order book update' if kind == 'book' else 'subaccount update'} ({size} B) x{n}"
         bare = rates[plan[0][0]]
         line = f"{label:34}"
