@@ -9,9 +9,9 @@ per second seen by a user callback for:
 (a) a bare ``websocket.WebSocketApp`` with ``json.loads`` in ``on_message``: what the official dYdX
     Python client does (``run_forever`` defaults, dict messages, callbacks on the I/O thread);
 (b) ``DydxWebSocketClient``: typed messages decoded on the I/O thread and delivered through the
-    worker pool to the callback. First with its defaults as installed (orjson when the ``fast``
-    extra is there; ``cpu_affinity="auto"``), then one change at a time: the standard library's
-    ``json``, and ``cpu_affinity=None`` (threads left to the operating system's placement).
+    worker pool to the callback, with orjson when the ``fast`` extra is there: first with the
+    opt-in ``cpu_affinity="auto"``, then the standard library's ``json`` instead, then the
+    default ``cpu_affinity=None`` (threads left to the operating system's placement).
 
 for small order book updates and ~1.5 KB subaccount updates. This machine class is shared and
 noisy (±30% between runs), so every column runs once per round, in a rotating order, over
