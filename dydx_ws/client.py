@@ -39,6 +39,7 @@ from .reconnect import ReconnectPolicy
 from .rest import IndexerRestClient
 from .resync import DriftRepair
 from .router import Router
+from .sinks.base import ClientContext, Sink, stop_sinks
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .subscriptions import Callback, Subscription, SubscriptionRegistry, Topic
 from .validation import (
@@ -152,6 +153,8 @@ class DydxWebSocketClient:
             )
         )
         self._state = LocalState(uncross)
+        self._uncross = uncross
+        self._sinks: List[Sink] = []
         self._registry = SubscriptionRegistry(self._on_last_release, self._lock)
         self._events = EventHub()
         # Events run on a worker; the emitter reaches the dispatcher once it exists.
@@ -185,6 +188,7 @@ class DydxWebSocketClient:
         self.on_open = self._router.on_open
         self.on_frame = self._router.on_frame
         self.on_idle = self._router.on_idle
+        self.on_close = self._router.on_close  # a feed other than the socket ended (CloseInfo)
         # Views used by DriftRepair (resync.py) and tests.
         self._books = self._state.books
         self._markets = self._state.markets
@@ -280,11 +284,12 @@ class DydxWebSocketClient:
             drift_done = self._drift.stop(max(0.0, deadline - time.monotonic()))
         elif self._owns_rest and self.rest is not None:
             self.rest.close()
+        sinks_done = stop_sinks(self._sinks, max(0.0, deadline - time.monotonic()))
         workers_done = self._dispatcher.stop(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
         if not io_done:
             log.warning("the I/O thread did not exit within %.1f s", timeout)
-        return io_done and drift_done and workers_done
+        return io_done and drift_done and workers_done and sinks_done
 
     def run_forever(self) -> None:
         """Start (if needed) and block until ``stop()`` is called or Ctrl-C; then stop."""
@@ -493,6 +498,7 @@ class DydxWebSocketClient:
             "drift_checks": self._drift.checks if self._drift else 0,
             "cpu_affinity": self._affinity_stats(),
             "subscriptions": subs,
+            "sinks": {sink.name: sink.stats() for sink in self._sinks},
         }
 
     def _affinity_stats(self) -> Dict[str, Any]:
@@ -524,6 +530,32 @@ class DydxWebSocketClient:
                 self._router.frame_taps = tuple(t for t in self._router.frame_taps if t is not tap)
 
         return remove
+
+    def add_sink(self, sink: Sink) -> Sink:
+        """Send every frame received from now on to ``sink`` (e.g. :class:`~dydx_ws.sinks.
+        RedisStreamSink`, :class:`~dydx_ws.sinks.ParquetSink`): raw text, receive time and
+        connection id go through the sink's bounded queue to its own thread
+        (:mod:`dydx_ws.sinks.base`), so a slow or dead sink never slows callbacks or the
+        heartbeat. Its figures are in ``stats()["sinks"]``; ``stop()`` flushes and closes it;
+        lost frames are reported as ``error`` events of kind ``"sink"``. Returns ``sink``."""
+        with self._lock:
+            if self._stopping:
+                raise DydxWsError("this client was stopped; create a new one")
+            names = {s.name for s in self._sinks}
+            base, n = sink.name, 2
+            while sink.name in names:
+                sink.name, n = f"{base}-{n}", n + 1
+            sink.attach(
+                ClientContext(
+                    uncross=self._uncross,
+                    resync=self._router.resync,
+                    report=lambda text: self._emitter.error("sink", text),
+                )
+            )
+            self._sinks.append(sink)
+        router = self._router
+        self.add_frame_tap(lambda raw, at: sink.offer(raw, at, router.connection_id))
+        return sink
 
 
 def _tls_options(
