@@ -244,7 +244,7 @@ class Sink:
     def _run(self) -> None:
         try:
             self._call_with_retries(self.open, None)
-        except Exception as exc:  # noqa: BLE001 - reported; the thread keeps draining
+        except Exception as exc:
             self._note_error(f"could not open: {exc!r}")
         try:
             while True:
@@ -264,7 +264,7 @@ class Sink:
                         self._counts["failed"] += len(batch)
                         self._lost_since_report += len(batch)
                     self._safe(self.on_gap)
-        except Exception as exc:  # noqa: BLE001 - a bug must not end silently
+        except Exception as exc:
             log.exception("sink %s failed", self.name)
             self._note_error(f"internal error: {exc!r}")
         finally:
@@ -286,7 +286,7 @@ class Sink:
             try:
                 fn() if batch is None else fn(batch)
                 return True
-            except Exception as exc:  # noqa: BLE001 - any driver error is retried
+            except Exception as exc:
                 self._note_error(f"{type(exc).__name__}: {exc}")
                 if attempt >= self.max_retries:
                     self.context.report(
@@ -326,7 +326,7 @@ class Sink:
     def _safe(self, fn: Callable[[], None]) -> None:
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("sink %s: %s failed", self.name, getattr(fn, "__name__", fn))
             self._note_error(f"{getattr(fn, '__name__', fn)}: {exc!r}")
 
