@@ -30,6 +30,7 @@ from .models import CandleResolution
 from .network import Network
 from .orderbook import OrderBook
 from .reconnect import ReconnectPolicy
+from .redis_client import RedisStreamClient
 from .rest import IndexerRestClient
 from .subscriptions import Subscription, SubscriptionState
 
@@ -60,6 +61,7 @@ __all__ = [
     "ParentSubaccountMessage",
     "ReconnectPolicy",
     "ReconnectedEvent",
+    "RedisStreamClient",
     "RestError",
     "SubaccountMessage",
     "Subscription",

@@ -145,8 +145,9 @@ class Sink:
         """Store one batch, in order. Raise to have it retried."""
         raise NotImplementedError
 
-    def on_gap(self) -> None:
-        """Frames were lost before reaching :meth:`write` (overflow or failed retries)."""
+    def on_gap(self, unseen: bool) -> None:
+        """Frames were lost: ``unseen`` True if they never reached :meth:`write` (overflow),
+        False if a batch given to :meth:`write` could not be stored (retries exhausted)."""
 
     def close(self) -> None:
         """Called once on the sink's thread after the last batch (also after failures)."""
@@ -254,7 +255,7 @@ class Sink:
                     break
                 batch = [_frame(*item) for item in items]
                 if self._lost_since_report_unflagged():
-                    self._safe(self.on_gap)
+                    self._safe(lambda: self.on_gap(True))
                 if self._call_with_retries(self.write, batch):
                     with self._cond:
                         self._counts["written"] += len(batch)
@@ -263,7 +264,7 @@ class Sink:
                     with self._cond:
                         self._counts["failed"] += len(batch)
                         self._lost_since_report += len(batch)
-                    self._safe(self.on_gap)
+                    self._safe(lambda: self.on_gap(False))
         except Exception as exc:
             log.exception("sink %s failed", self.name)
             self._note_error(f"internal error: {exc!r}")

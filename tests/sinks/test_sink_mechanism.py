@@ -34,7 +34,7 @@ class ListSink(Sink):
             raise ConnectionError("store down")
         self.frames.extend(batch)
 
-    def on_gap(self) -> None:
+    def on_gap(self, unseen: bool) -> None:
         self.gaps += 1
 
     def close(self) -> None:
