@@ -7,6 +7,7 @@ worker pool that runs your callbacks. See README.md for the architecture and gua
 
 import logging
 
+from . import history
 from .client import DydxWebSocketClient
 from .decode import decode_message
 from .dispatch import OverflowPolicy
@@ -72,4 +73,5 @@ __all__ = [
     "UnsubscribedMessage",
     "__version__",
     "decode_message",
+    "history",
 ]
