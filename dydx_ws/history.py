@@ -50,7 +50,7 @@ def _day(value: DateLike) -> Optional[str]:
     return str(value)[:10]
 
 
-def _dataset(root: Union[str, "os.PathLike[str]"], table: str) -> Any:
+def _dataset(root: Union[str, os.PathLike[str]], table: str) -> Any:
     import pyarrow.dataset as ds
 
     if table not in SCHEMAS:
@@ -75,7 +75,7 @@ def _with_date(table: str) -> Any:
 
 
 def _table(
-    root: Union[str, "os.PathLike[str]"],
+    root: Union[str, os.PathLike[str]],
     table: str,
     start: DateLike,
     end: DateLike,
@@ -105,7 +105,7 @@ def _table(
 
 
 def read(
-    root: Union[str, "os.PathLike[str]"],
+    root: Union[str, os.PathLike[str]],
     table: str,
     start: DateLike = None,
     end: DateLike = None,
@@ -136,7 +136,7 @@ def read(
 
 
 def frames(
-    root: Union[str, "os.PathLike[str]"], start: DateLike = None, end: DateLike = None
+    root: Union[str, os.PathLike[str]], start: DateLike = None, end: DateLike = None
 ) -> Iterator[RecordedFrame]:
     """The data frames of a data set, in the order they arrived."""
     table = _table(root, "frames", start, end, ["received_at", "seq", "raw"])
@@ -147,7 +147,7 @@ def frames(
 
 
 def replay(
-    root: Union[str, "os.PathLike[str]"],
+    root: Union[str, os.PathLike[str]],
     target: Target,
     start: DateLike = None,
     end: DateLike = None,
@@ -160,7 +160,7 @@ def replay(
     return _replay(list(frames(root, start, end)), target, speed=speed, workers=workers)
 
 
-def summary(root: Union[str, "os.PathLike[str]"]) -> Dict[str, Dict[str, Any]]:
+def summary(root: Union[str, os.PathLike[str]]) -> Dict[str, Dict[str, Any]]:
     """Table -> ``{"dates": [...], "files": n, "rows": n, "bytes": n}`` for a data set."""
     import pyarrow.parquet as pq
 

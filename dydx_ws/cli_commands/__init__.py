@@ -1,4 +1,5 @@
-"""The ``dydx-ws`` sub-commands for people: ``demo``, ``watch``, ``book``, ``record``, ``replay``.
+"""The ``dydx-ws`` sub-commands: ``demo``, ``watch``, ``book``, ``record``, ``replay``, ``relay``,
+``history``.
 
 Each module has ``register(subparsers)`` (called from :func:`dydx_ws.cli._registrations`) and a
 ``run(args) -> exit code``; :mod:`.common` holds the options, exit codes, channel parsing and the
@@ -15,7 +16,7 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register every command of this package."""
-    from . import book, demo, record, replay, watch
+    from . import book, demo, history, record, relay, replay, watch
 
-    for module in (demo, watch, book, record, replay):
+    for module in (demo, watch, book, record, replay, relay, history):
         module.register(subparsers)

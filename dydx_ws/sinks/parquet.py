@@ -95,7 +95,7 @@ SCHEMAS["v4_parent_subaccounts"] = dict(SCHEMAS["v4_subaccounts"])
 def _pyarrow() -> Any:
     try:
         import pyarrow
-        import pyarrow.parquet  # noqa: F401  (the submodule must be loaded)
+        import pyarrow.parquet
     except ImportError:
         raise ImportError("ParquetSink needs pyarrow: pip install 'dydx_ws[parquet]'") from None
     return pyarrow
@@ -343,10 +343,13 @@ def _candles(obj: Dict[str, Any]) -> List[Row]:
     ]
 
 
+_MARKET_FIELDS = (("markets", "market"), ("trading", "trading"), ("oraclePrices", "oracle_price"))
+
+
 def _markets(obj: Dict[str, Any]) -> List[Row]:
     rows: List[Row] = []
     for c in _contents(obj):
-        for field, kind in (("markets", "market"), ("trading", "trading"), ("oraclePrices", "oracle_price")):  # fmt: skip
+        for field, kind in _MARKET_FIELDS:
             entries = c.get(field)
             if not isinstance(entries, dict):
                 continue
