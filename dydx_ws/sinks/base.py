@@ -54,12 +54,9 @@ class SinkFrame:
 
     @property
     def key(self) -> Key:
-        """``(channel, id)`` as the client keys subscriptions (``id`` None for markets and
-        block height)."""
-        channel = self.channel or ""
-        if channel in ("v4_markets", "v4_block_height"):
-            return (channel, None)
-        return (channel, self.id)
+        """``(channel, id)`` as the client keys subscriptions (the frame's own id: None for
+        markets, ``"v4_block_height"`` for block height)."""
+        return (self.channel or "", self.id)
 
     @property
     def is_data(self) -> bool:
@@ -176,8 +173,9 @@ class Sink:
             self._counts["received"] += 1
             if len(self._queue) < self.queue_size:
                 self._queue.append((raw, received_at, connection))
-                if self._waiting and len(self._queue) >= self.batch_size:
-                    self._cond.notify()
+                n = len(self._queue)
+                if self._waiting and (n == 1 or n >= self.batch_size):
+                    self._cond.notify()  # first frame: start the flush clock; full: write now
                 return
             self._counts["dropped"] += 1
             self._lost_since_report += 1
@@ -228,6 +226,8 @@ class Sink:
             waited_since = time.monotonic()
             while True:
                 n = len(self._queue)
+                if n == 0:
+                    waited_since = time.monotonic()  # a partial batch waits from its first frame
                 if self._stopping:
                     if n == 0 or time.monotonic() >= self._deadline:
                         return None

@@ -39,8 +39,10 @@ StreamName = Callable[[str, Optional[str]], str]
 
 
 def default_stream_name(channel: str, sid: Optional[str], prefix: str = "dydx") -> str:
-    """``dydx:v4_orderbook:BTC-USD``, ``dydx:v4_markets``."""
-    return f"{prefix}:{channel}" if sid is None else f"{prefix}:{channel}:{sid}"
+    """``dydx:v4_orderbook:BTC-USD``, ``dydx:v4_markets``, ``dydx:v4_block_height``."""
+    if sid is None or sid == channel:  # markets: no id; block height: the channel's name
+        return f"{prefix}:{channel}"
+    return f"{prefix}:{channel}:{sid}"
 
 
 def checkpoint_key(stream: str) -> str:

@@ -251,3 +251,37 @@ def test_consumer_group_shares_the_work(redis_server: RedisServer) -> None:
         assert sorted(a + b) == stream_ids[-len(a + b) :]  # together: every entry since joining
         for member in members:
             assert member.stop(10)
+
+
+def test_consumer_mid_stream_gets_the_ingest_subaccount_and_block(
+    redis_server: RedisServer,
+) -> None:
+    with emulator() as emu:
+        client, sink = ingest(emu, redis_server.url)
+        addr = emu.demo_address
+        client.subscribe_subaccount(addr, 0)
+        client.subscribe_block_height()
+        client.start()
+        wait_until(lambda: sink.stats()["checkpoints"] >= 4, timeout=30)
+        consumer = RedisStreamClient(redis_server.url)
+        got = Recorder()
+        sub = consumer.subscribe_subaccount(addr, 0, got)
+        consumer.subscribe_block_height(got)
+        consumer.start()
+        assert sub.wait_subscribed(30)
+        quiesce(emu, client)
+        assert client.stop(10)
+        stream = f"dydx:v4_subaccounts:{addr}/0"
+        caught_up(consumer, redis_server.url, [stream, "dydx:v4_block_height"])
+        first = got.messages[("v4_subaccounts", f"{addr}/0")][0]
+        assert first.is_snapshot and first.connection_id  # loaded from a checkpoint
+        mine, theirs = consumer.subaccount(addr, 0), client.subaccount(addr, 0)
+        assert mine.open_orders == theirs.open_orders
+        assert mine.positions == theirs.positions
+        assert mine.asset_positions == theirs.asset_positions
+        assert mine.block_height == theirs.block_height
+        heights = [
+            m.height for k, v in got.messages.items() if k[0] == "v4_block_height" for m in v
+        ]
+        assert heights and heights == sorted(heights)
+        assert consumer.stop(10)
