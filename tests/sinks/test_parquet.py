@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 from typing import List
 
@@ -67,6 +68,16 @@ def test_tables_read_back_with_row_counts_equal_to_what_was_received(tmp_path: P
     assert raw.num_rows == total
     assert len(history.read(root, "v4_subaccounts")) > 0
     assert len(history.read(root, "v4_markets")) > 0
+    as_polars = history.read(root, "v4_trades", engine="polars")
+    assert (
+        as_polars.height == len(expected)
+        and as_polars["price"].to_list() == trades["price"].tolist()
+    )
+    day = trades["received_at"].iloc[0].date()
+    assert len(history.read(root, "v4_trades", day, day)) == len(expected)
+    assert len(history.read(root, "v4_trades", day + timedelta(days=1))) == 0
+    after = trades["received_at"].iloc[len(trades) // 2].to_pydatetime()
+    assert len(history.read(root, "v4_trades", after)) == (trades["received_at"] >= after).sum()
     summary = history.summary(root)
     assert summary["v4_trades"]["rows"] == len(expected)
 
