@@ -123,7 +123,7 @@ def read(
     if engine == "polars":
         import polars as pl
 
-        frame = pl.from_arrow(arrow)
+        frame: Any = pl.from_arrow(arrow)
         if numeric:
             cast = [pl.col(c).cast(pl.Float64) for c in frame.columns if c in _NUMERIC]
             frame = frame.with_columns(cast) if cast else frame
