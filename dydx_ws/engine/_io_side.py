@@ -506,6 +506,14 @@ class Router:
                 self.send_subscribe(entry.topic)
         return True
 
+    def report_gap(self, key: Key, reason: str) -> None:
+        """Frames of ``key`` were lost before they reached this side (a fed source, e.g. a Redis
+        stream): stale until the next snapshot, counted in ``resyncs``, reported as a
+        ``resync`` event with ``detail=[("stream_gap", reason)]``."""
+        self._mark_stale(key)
+        self._counters.add("resyncs")
+        self._emitter.emit("resync", ResyncEvent(key[0], key[1], 0, [("stream_gap", reason)]))
+
     def _mark_stale(self, key: Key) -> None:
         """Stale now, and again on ``key``'s worker after what is queued for it: a snapshot
         already queued must not clear the flag for a loss that came after it (a snapshot routed
