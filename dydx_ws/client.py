@@ -678,8 +678,9 @@ class DydxWebSocketClient:
                 )
             )
             self._sinks.append(sink)
-        router = self._router
-        self.add_frame_tap(lambda raw, at: sink.offer(raw, at, router.connection_id))
+            # After decoding: the sink gets the I/O side's message (channel, id, contents)
+            # and parses nothing again.
+            self._router.decoded_taps = (*self._router.decoded_taps, sink.offer)
         return sink
 
 

@@ -24,33 +24,59 @@ import random
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from ..protocol._json import loads
+from ..protocol._messages import Message
 
 __all__ = ["ClientContext", "Sink", "SinkFrame", "stop_sinks"]
 
 log = logging.getLogger("dydx_ws.sinks")
 
 Key = Tuple[str, Optional[str]]
+_Item = Tuple[Any, float, Optional[str], Optional[Message]]
+_UNPARSED = object()
 OVERFLOW_POLICIES = ("drop_oldest", "drop_newest")
 _IDLE_WAIT = 0.5
 
 
-@dataclass
 class SinkFrame:
     """One received frame as a sink sees it: the raw text exactly as the server sent it, its
     local receive time (``time.time()``), the connection id, and the envelope fields (``type``,
-    ``channel``, ``id``; ``None`` when absent), parsed once on the sink's thread."""
+    ``channel``, ``id``; ``None`` when absent). On a client these come from the message the I/O
+    side already decoded (``message``, shared with the callbacks: read it, never change it), so
+    the sink's thread parses nothing; ``obj`` (the frame's JSON object) is parsed on first use,
+    on the sink's thread."""
 
-    raw: str
-    received_at: float
-    connection: Optional[str]
-    type: str = ""
-    channel: Optional[str] = None
-    id: Optional[str] = None
-    obj: Optional[Dict[str, Any]] = field(default=None, repr=False)  # the parsed frame
+    __slots__ = ("_obj", "channel", "connection", "id", "message", "raw", "received_at", "type")
+
+    def __init__(
+        self,
+        raw: str,
+        received_at: float,
+        connection: Optional[str],
+        type: str = "",
+        channel: Optional[str] = None,
+        id: Optional[str] = None,
+        obj: Optional[Dict[str, Any]] = None,
+        message: Optional[Message] = None,
+    ) -> None:
+        self.raw = raw
+        self.received_at = received_at
+        self.connection = connection
+        self.type = type
+        self.channel = channel
+        self.id = id
+        self.message = message
+        self._obj: Any = obj if obj is not None else _UNPARSED
+
+    @property
+    def obj(self) -> Optional[Dict[str, Any]]:
+        """The parsed frame (None if it is not a JSON object)."""
+        if self._obj is _UNPARSED:
+            self._obj = _parse(self.raw)
+        return self._obj  # type: ignore[no-any-return]
 
     @property
     def key(self) -> Key:
@@ -64,6 +90,9 @@ class SinkFrame:
         return self.type in ("subscribed", "channel_data", "channel_batch_data") and bool(
             self.channel
         )
+
+    def __repr__(self) -> str:
+        return f"<SinkFrame {self.type} {self.channel}/{self.id} at {self.received_at}>"
 
 
 @dataclass
@@ -118,7 +147,7 @@ class Sink:
         self.retry_delay = retry_delay
         self.retry_max_delay = retry_max_delay
         self.context = ClientContext()
-        self._queue: Deque[Tuple[Any, float, Optional[str]]] = deque()
+        self._queue: Deque[_Item] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._waiting = False
         self._stopping = False
@@ -165,14 +194,22 @@ class Sink:
         self._thread.daemon = True  # a write blocked in a driver must not keep Python alive
         self._thread.start()
 
-    def offer(self, raw: Any, received_at: float, connection: Optional[str] = None) -> None:
-        """Queue one frame (I/O thread): O(1), never blocks on the sink."""
+    def offer(
+        self,
+        raw: Any,
+        received_at: float,
+        connection: Optional[str] = None,
+        message: Optional[Message] = None,
+    ) -> None:
+        """Queue one frame (I/O thread): O(1), never blocks on the sink. ``message``: the frame
+        as the I/O side decoded it (None: not decodable, or not known; the sink's thread then
+        parses the envelope itself)."""
         with self._cond:
             if self._stopping:
                 return
             self._counts["received"] += 1
             if len(self._queue) < self.queue_size:
-                self._queue.append((raw, received_at, connection))
+                self._queue.append((raw, received_at, connection, message))
                 n = len(self._queue)
                 if self._waiting and (n == 1 or n >= self.batch_size):
                     self._cond.notify()  # first frame: start the flush clock; full: write now
@@ -181,7 +218,7 @@ class Sink:
             self._lost_since_report += 1
             if self.overflow == "drop_oldest":
                 self._queue.popleft()
-                self._queue.append((raw, received_at, connection))
+                self._queue.append((raw, received_at, connection, message))
         self._report_losses()  # here too: the sink's own thread may be the one that is stuck
 
     def request_stop(self, timeout: float) -> None:
@@ -219,7 +256,7 @@ class Sink:
         return figures
 
     # -- the sink's thread --------------------------------------------------------------------
-    def _take(self) -> Optional[List[Tuple[Any, float, Optional[str]]]]:
+    def _take(self) -> Optional[List[_Item]]:
         """The next batch (waiting up to ``flush_interval`` for a full one); None once stopping
         and empty (or past the stop deadline)."""
         with self._cond:
@@ -340,16 +377,25 @@ def stop_sinks(sinks: List[Sink], timeout: float) -> bool:
     return all([sink.stop(max(0.0, deadline - time.monotonic())) for sink in sinks])
 
 
-def _frame(raw: Any, received_at: float, connection: Optional[str]) -> SinkFrame:
-    """Parse the envelope of one frame (a frame that is not a JSON object keeps type "")."""
+def _frame(
+    raw: Any, received_at: float, connection: Optional[str], message: Optional[Message]
+) -> SinkFrame:
+    """One queued frame as a :class:`SinkFrame`: its envelope from the decoded message, or
+    parsed here when there is none (a frame that is not a JSON object keeps type "")."""
     text = raw if isinstance(raw, str) else bytes(raw).decode("utf-8", errors="replace")
+    if message is not None:
+        return SinkFrame(
+            text,
+            received_at,
+            message.connection_id or connection,
+            message.type or "",
+            message.channel,
+            message.id,
+            message=message,
+        )
     frame = SinkFrame(text, received_at, connection)
-    try:
-        obj = loads(text)
-    except ValueError:
-        return frame
-    if isinstance(obj, dict):
-        frame.obj = obj
+    obj = frame.obj
+    if obj is not None:
         mtype, channel, sid = obj.get("type"), obj.get("channel"), obj.get("id")
         frame.type = mtype if isinstance(mtype, str) else ""
         frame.channel = channel if isinstance(channel, str) else None
@@ -358,3 +404,11 @@ def _frame(raw: Any, received_at: float, connection: Optional[str]) -> SinkFrame
         if isinstance(conn, str):
             frame.connection = conn
     return frame
+
+
+def _parse(text: str) -> Optional[Dict[str, Any]]:
+    try:
+        obj = loads(text)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None

@@ -19,7 +19,9 @@ from typing import Any, Dict, Optional, Tuple
 
 from ..engine._subscriptions import Topic
 from ..errors import DecodeError
+from ..protocol._channels import BLOCK_HEIGHT, CANDLES, MARKETS, ORDERBOOK, SUBACCOUNTS, TRADES
 from ..protocol._decode import decode_message
+from ..protocol._messages import Message, OrderbookMessage
 from ..state._store import LocalState
 from .base import Key, SinkFrame
 
@@ -27,15 +29,8 @@ __all__ = ["CHECKPOINT_CHANNELS", "ShadowState"]
 
 log = logging.getLogger("dydx_ws.sinks")
 
-CHECKPOINT_CHANNELS = (
-    "v4_trades",
-    "v4_orderbook",
-    "v4_candles",
-    "v4_markets",
-    "v4_subaccounts",
-    "v4_block_height",
-)
-_STATELESS = {"v4_trades": "trades", "v4_candles": "candles"}
+CHECKPOINT_CHANNELS = (TRADES, ORDERBOOK, CANDLES, MARKETS, SUBACCOUNTS, BLOCK_HEIGHT)
+_STATELESS = {TRADES: "trades", CANDLES: "candles"}  # the contents key of an empty snapshot
 
 
 class ShadowState:
@@ -57,24 +52,39 @@ class ShadowState:
         if key not in self._valid:
             self._valid[key] = False
             self._state.create(Topic(key[0], key[1], False))
-        obj = frame.obj or {}
-        self._last[key] = (frame.connection, _int(obj.get("message_id")))
-        if frame.channel == "v4_block_height":
-            contents = obj.get("contents")
+        msg = frame.message
+        if msg is not None:
+            message_id = msg.message_id
+        else:
+            message_id = _int((frame.obj or {}).get("message_id"))
+        self._last[key] = (frame.connection, message_id)
+        if frame.channel == BLOCK_HEIGHT:
+            contents = (frame.obj or {}).get("contents")  # one small frame per block
             if isinstance(contents, dict):
                 self._block = contents
-        if frame.channel in _STATELESS or frame.channel == "v4_block_height":
+        if frame.channel in _STATELESS or frame.channel == BLOCK_HEIGHT:
             self._valid[key] = True  # no state to miss: the last block is enough
             return
         try:
-            msg = decode_message(frame.obj if frame.obj is not None else frame.raw)
-            self._state.apply(key, msg)
+            if msg is None:  # not decoded by the I/O side (e.g. a frame fed to the sink)
+                msg = decode_message(frame.obj if frame.obj is not None else frame.raw)
+            self._apply(key, msg)
         except (DecodeError, ValueError, TypeError, KeyError) as exc:
             log.warning("shadow state of %s could not apply a frame: %s", key, exc)
             self._valid[key] = False
             return
         if frame.type == "subscribed":
             self._valid[key] = True
+
+    def _apply(self, key: Key, msg: Message) -> None:
+        """Apply without touching ``msg``: it may be the message the callbacks get (the store's
+        ``apply`` sets ``msg.book`` to its own book)."""
+        if isinstance(msg, OrderbookMessage):
+            book = self._state.books.get(key[1] or "")
+            if book is not None:
+                book.apply(msg)
+        else:
+            self._state.apply(key, msg)
 
     def invalidate(self) -> None:
         """Frames were lost: no key is trusted until its next snapshot."""
@@ -109,7 +119,7 @@ class ShadowState:
         channel, sid = key
         if channel in _STATELESS:
             return {_STATELESS[channel]: []}
-        if channel == "v4_orderbook":
+        if channel == ORDERBOOK:
             book = self._state.books.get(sid or "")
             if book is None:
                 return None
@@ -117,16 +127,16 @@ class ShadowState:
                 "bids": [{"price": str(x.price), "size": str(x.size)} for x in book.bids],
                 "asks": [{"price": str(x.price), "size": str(x.size)} for x in book.asks],
             }
-        if channel == "v4_markets":
+        if channel == MARKETS:
             markets = self._state.markets.snapshot()
             return {"markets": {t: m.to_dict(encode_json=True) for t, m in markets.items()}}
-        if channel == "v4_block_height":
+        if channel == BLOCK_HEIGHT:
             block = self._block
             if block is None:
                 return None
             height = block.get("blockHeight", block.get("height"))
             return {"height": height, "time": block.get("time")}
-        if channel == "v4_subaccounts":
+        if channel == SUBACCOUNTS:
             return self._subaccount(key)
         return None
 

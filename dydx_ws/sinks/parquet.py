@@ -23,6 +23,15 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional
 
+from ..protocol._channels import (
+    BLOCK_HEIGHT,
+    CANDLES,
+    MARKETS,
+    ORDERBOOK,
+    PARENT_SUBACCOUNTS,
+    SUBACCOUNTS,
+    TRADES,
+)
 from .base import Sink, SinkFrame
 
 __all__ = ["SCHEMAS", "ParquetSink"]
@@ -41,7 +50,7 @@ _COMMON = {
 #: Column name -> type of every table ("timestamp": microseconds, UTC).
 SCHEMAS: Dict[str, Dict[str, str]] = {
     "frames": {**_COMMON, "seq": _I, "channel": _S, "type": _S, "raw": _S},
-    "v4_trades": {
+    TRADES: {
         **_COMMON,
         "ticker": _S,
         "trade_id": _S,
@@ -52,8 +61,8 @@ SCHEMAS: Dict[str, Dict[str, str]] = {
         "created_at": _S,
         "created_at_height": _I,
     },
-    "v4_orderbook": {**_COMMON, "ticker": _S, "side": _S, "price": _S, "size": _S},
-    "v4_candles": {
+    ORDERBOOK: {**_COMMON, "ticker": _S, "side": _S, "price": _S, "size": _S},
+    CANDLES: {
         **_COMMON,
         "ticker": _S,
         "resolution": _S,
@@ -67,7 +76,7 @@ SCHEMAS: Dict[str, Dict[str, str]] = {
         "trades": _I,
         "starting_open_interest": _S,
     },
-    "v4_markets": {
+    MARKETS: {
         **_COMMON,
         "ticker": _S,
         "kind": _S,  # market (snapshot) | trading (diff) | oracle_price
@@ -75,8 +84,8 @@ SCHEMAS: Dict[str, Dict[str, str]] = {
         "status": _S,
         "fields": _S,  # the entry as JSON
     },
-    "v4_block_height": {**_COMMON, "block_height": _I, "time": _S},
-    "v4_subaccounts": {
+    BLOCK_HEIGHT: {**_COMMON, "block_height": _I, "time": _S},
+    SUBACCOUNTS: {
         **_COMMON,
         "record": _S,  # subaccount|order|fill|perpetual_position|asset_position|transfer|...
         "ticker": _S,
@@ -89,7 +98,7 @@ SCHEMAS: Dict[str, Dict[str, str]] = {
         "data": _S,  # the record as JSON
     },
 }
-SCHEMAS["v4_parent_subaccounts"] = dict(SCHEMAS["v4_subaccounts"])
+SCHEMAS[PARENT_SUBACCOUNTS] = dict(SCHEMAS[SUBACCOUNTS])
 
 
 def _pyarrow() -> Any:
@@ -429,11 +438,11 @@ def _accounts(obj: Dict[str, Any]) -> List[Row]:
 
 
 _FLATTEN: Dict[str, Callable[[Dict[str, Any]], List[Row]]] = {
-    "v4_trades": _trades,
-    "v4_orderbook": _orderbook,
-    "v4_candles": _candles,
-    "v4_markets": _markets,
-    "v4_block_height": _block_height,
-    "v4_subaccounts": _accounts,
-    "v4_parent_subaccounts": _accounts,
+    TRADES: _trades,
+    ORDERBOOK: _orderbook,
+    CANDLES: _candles,
+    MARKETS: _markets,
+    BLOCK_HEIGHT: _block_height,
+    SUBACCOUNTS: _accounts,
+    PARENT_SUBACCOUNTS: _accounts,
 }
