@@ -200,7 +200,7 @@ class ParquetSink(Sink):
         for frame in batch:
             if not frame.is_data or frame.obj is None:
                 continue
-            date = datetime.fromtimestamp(frame.received_at, timezone.utc).strftime("%Y-%m-%d")
+            date = _date(frame.received_at)
             common = _common(frame)
             self._seq += 1
             tables = [("frames", [{**common, "seq": self._seq, "channel": frame.channel,
@@ -260,11 +260,24 @@ class ParquetSink(Sink):
 
 
 # -- flattening: one frame's contents -> rows of its channel's table ---------------------------
+_DAYS: Dict[int, str] = {}
+
+
+def _date(received_at: float) -> str:
+    """The UTC date of ``received_at`` (cached per day: one per frame costs a datetime)."""
+    day = int(received_at // 86400)
+    text = _DAYS.get(day)
+    if text is None:
+        text = datetime.fromtimestamp(day * 86400, timezone.utc).strftime("%Y-%m-%d")
+        _DAYS[day] = text
+    return text
+
+
 def _common(frame: SinkFrame) -> Row:
-    obj = frame.obj or {}
-    message_id = obj.get("message_id")
+    msg = frame.message
+    message_id = msg.message_id if msg is not None else (frame.obj or {}).get("message_id")
     return {
-        "received_at": datetime.fromtimestamp(frame.received_at, timezone.utc),
+        "received_at": int(frame.received_at * 1_000_000),  # the timestamp column's microseconds
         "connection_id": frame.connection,
         "message_id": message_id if isinstance(message_id, int) else None,
         "id": frame.id,
