@@ -285,3 +285,22 @@ def test_consumer_mid_stream_gets_the_ingest_subaccount_and_block(
         ]
         assert heights and heights == sorted(heights)
         assert consumer.stop(10)
+
+
+def test_the_sinks_shadow_state_leaves_the_callbacks_messages_alone(
+    redis_server: RedisServer,
+) -> None:
+    """The Redis sink applies the I/O side's own decoded messages to its shadow state: every
+    book message a callback gets still carries the client's book, never the shadow's."""
+    with emulator() as emu:
+        client, sink = ingest(emu, redis_server.url)
+        rec = Recorder()
+        client.subscribe_orderbook("BTC-USD", rec)
+        client.start()
+        rec.wait(lambda: rec.count() >= 30, timeout=30)
+        quiesce(emu, client)
+        wait_until(lambda: sink.stats()["written"] == sink.stats()["received"], timeout=30)
+        book = client.order_book("BTC-USD")
+        messages = rec.messages[("v4_orderbook", "BTC-USD")]
+        assert all(m.book is book for m in messages)
+        assert client.stop(10)

@@ -68,6 +68,26 @@ def test_every_frame_reaches_the_sink_on_its_own_thread_and_stop_flushes() -> No
         assert book_ids[: len(delivered)] == delivered
 
 
+def test_a_sink_gets_the_message_the_callbacks_got_not_a_second_parse() -> None:
+    """The I/O side hands each frame's decoded message to the sink (channel, id, contents), the
+    very object the callbacks receive; the Redis sink's shadow state leaves it untouched (a
+    callback's ``msg.book`` stays the client's own book)."""
+    with _emulator() as emu:
+        client = make_client(emu)
+        sink = client.add_sink(ListSink(name="list", flush_interval=0.05))
+        rec = Recorder()
+        client.subscribe_orderbook("BTC-USD", rec)
+        client.start()
+        rec.wait(lambda: rec.count() >= 20, timeout=30)
+        assert client.stop(10)
+        assert isinstance(sink, ListSink)
+        book = [f for f in sink.frames if f.channel == "v4_orderbook"]
+        delivered = rec.messages[("v4_orderbook", "BTC-USD")]
+        assert len(book) >= len(delivered) >= 20
+        assert all(f.message is m for f, m in zip(book, delivered))  # the same objects
+        assert all(f.type == m.type and f.key == m.key for f, m in zip(book, delivered))
+
+
 def test_blocked_sink_leaves_callbacks_running_and_overflow_is_counted_and_reported() -> None:
     with _emulator() as emu:
         client = make_client(emu)
