@@ -5,6 +5,7 @@ decodes every frame into typed dataclasses and hands them, in order per subscrip
 worker pool that runs your callbacks. See README.md for the architecture and guarantees.
 """
 
+from . import history
 from .client import DydxWebSocketClient
 from .engine._subscriptions import Subscription, SubscriptionState
 from .engine._worker_pool import OverflowPolicy
@@ -27,6 +28,7 @@ from .protocol._messages import (
     UnknownMessage,
     UnsubscribedMessage,
 )
+from .redis_client import RedisStreamClient
 from .rest import IndexerRestClient
 from .state._orderbook import OrderBook
 from .transport._reconnect import ReconnectPolicy
@@ -60,6 +62,7 @@ __all__ = [
     "ParentSubaccountMessage",
     "ReconnectPolicy",
     "ReconnectedEvent",
+    "RedisStreamClient",
     "RestError",
     "ResyncEvent",
     "SubaccountMessage",
@@ -71,4 +74,5 @@ __all__ = [
     "UnsubscribedMessage",
     "__version__",
     "decode_message",
+    "history",
 ]

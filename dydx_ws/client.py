@@ -31,7 +31,7 @@ from ._route_limits import DEFAULT_ROUTE_LIMITS
 from ._shutdown import forget, remember
 from .engine._cpu_placement import CpuSpec, parse_cpus, pin_threads
 from .engine._pipeline import NOT_STARTED, Pipeline
-from .engine._subscriptions import Callback, Subscription
+from .engine._subscriptions import Callback, Key, Subscription
 from .engine._watchdog import DEFAULT_IDLE_LIMITS
 from .engine._worker_pool import OverflowPolicy
 from .engine._worker_side import label
@@ -67,8 +67,10 @@ from .protocol._validation import (
     validate_ticker,
 )
 from .rest import IndexerRestClient
+from .sinks.base import ClientContext, Sink, stop_sinks
 from .state import MarketsState, ParentSubaccountState, SubaccountState
 from .state._orderbook import OrderBook
+from .transport._connection import CloseInfo
 from .transport._options import (
     DEFAULT_MAX_HANDSHAKE_SIZE,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -188,6 +190,8 @@ class DydxWebSocketClient:
         auto_affinity = isinstance(cpu_affinity, str) and cpu_affinity == "auto"
         self._cpus = None if auto_affinity else parse_cpus(cpu_affinity)  # type: ignore[arg-type]
         self._default_batched = bool(batched)
+        self._uncross = uncross
+        self._sinks: List[Sink] = []
         self._stopped = threading.Event()
         self._owns_rest = rest is None and bool(self.network.rest_url)
         self.rest: Optional[IndexerRestClient] = rest
@@ -285,6 +289,45 @@ class DydxWebSocketClient:
             self._router.on_idle()
         return msg
 
+    # Feeding a client from a source other than its socket (e.g. :class:`~dydx_ws.
+    # RedisStreamClient`): the source's own link events, on the feeding thread.
+    def feed_opened(self) -> None:
+        """The fed source is reachable (again): every subscription waits for its snapshot and
+        a ``connected`` event follows (``reconnect=True`` after :meth:`feed_closed`). Same
+        conditions as :meth:`feed`."""
+        self._check_fed()
+        self._router.on_open()
+
+    def feed_closed(self, error: Optional[BaseException] = None) -> None:
+        """The fed source was lost: books are stale, subscriptions pending, and a
+        ``disconnected`` event carries ``error``."""
+        self._check_fed()
+        self._router.on_close(CloseInfo(was_open=True, error=error, closed_at=time.monotonic()))
+
+    def feed_gap(self, key: Key, reason: str) -> None:
+        """Frames of subscription ``key`` (``(channel, id)``) were lost upstream of
+        :meth:`feed`: its book is stale until the next snapshot, and the gap is counted
+        (``resyncs``) and reported as a ``resync`` event with ``detail=[("stream_gap",
+        reason)]``; nothing is bridged."""
+        self._check_fed()
+        self._router.report_gap(key, reason)
+
+    def feed_flush(self) -> None:
+        """Wake the workers for what :meth:`feed` queued (as the I/O thread does before it waits
+        for input)."""
+        self._check_fed()
+        self._router.on_idle()
+
+    def feed_error(self, text: str, exception: Optional[BaseException] = None) -> None:
+        """The fed source failed (e.g. cannot be reached): an ``error`` event of kind
+        ``"connection"``."""
+        self._emitter.error("connection", text, exception=exception)
+
+    def _check_fed(self) -> None:
+        life = self._lifecycle
+        if not life.started or life.connected_mode:
+            raise DydxWsError("this client is not fed: start it with start(connect=False)")
+
     def wait_connected(self, timeout: Optional[float] = None) -> bool:
         """True once connected; False on timeout, and at once when the client is stopped or
         gave up reconnecting (``state == "failed"``). Raises :class:`DydxWsError` if the
@@ -355,12 +398,13 @@ class DydxWebSocketClient:
             drift_done = self._drift.stop(max(0.0, deadline - time.monotonic()))
         elif self._owns_rest and self.rest is not None:
             self.rest.close()
+        sinks_done = stop_sinks(self._sinks, max(0.0, deadline - time.monotonic()))
         workers_done = self._dispatcher.stop(max(0.0, deadline - time.monotonic()))
         self._stopped.set()
         forget(self)
         if not io_done:
             log.warning("the I/O thread did not exit within %.1f s", timeout)
-        return io_done and drift_done and workers_done
+        return io_done and drift_done and workers_done and sinks_done
 
     def run_forever(self) -> None:
         """Start (if needed) and block until ``stop()`` is called or Ctrl-C; then stop."""
@@ -579,6 +623,7 @@ class DydxWebSocketClient:
             "rest_limits": self._route_limiter.stats() if self._route_limiter else None,
             "cpu_affinity": self._affinity_stats(),
             "subscriptions": subs,
+            "sinks": {sink.name: sink.stats() for sink in list(self._sinks)},
         }
 
     def _affinity_stats(self) -> Dict[str, Any]:
@@ -610,6 +655,34 @@ class DydxWebSocketClient:
                 self._router.frame_taps = tuple(t for t in self._router.frame_taps if t is not tap)
 
         return remove
+
+    def add_sink(self, sink: Sink) -> Sink:
+        """Send every frame received from now on to ``sink`` (e.g. :class:`~dydx_ws.sinks.
+        RedisStreamSink`, :class:`~dydx_ws.sinks.ParquetSink`): the raw text, receive time,
+        connection id, and the channel and id the I/O side decoded go through the sink's
+        bounded queue to its own thread (:mod:`dydx_ws.sinks.base`), so a slow or dead sink
+        never slows callbacks or the heartbeat. Its figures are in ``stats()["sinks"]``;
+        ``stop()`` flushes and closes it; lost frames are reported as ``error`` events of kind
+        ``"sink"``. Returns ``sink``."""
+        with self._lock:
+            if self._lifecycle.stopping:
+                raise DydxWsError("this client was stopped; create a new one")
+            names = {s.name for s in self._sinks}
+            base, n = sink.name, 2
+            while sink.name in names:
+                sink.name, n = f"{base}-{n}", n + 1
+            sink.attach(
+                ClientContext(
+                    uncross=self._uncross,
+                    resync=self._router.resubscribe,
+                    report=lambda text: self._emitter.error("sink", text),
+                )
+            )
+            self._sinks.append(sink)
+            # After decoding: the sink gets the I/O side's message (channel, id, contents)
+            # and parses nothing again.
+            self._router.decoded_taps = (*self._router.decoded_taps, sink.offer)
+        return sink
 
 
 def _account_key(name: str, address: str, number: int) -> Tuple[str, Optional[str]]:

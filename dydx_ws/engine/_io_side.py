@@ -50,7 +50,11 @@ from ._watchdog import IdleWatchdog
 from ._worker_pool import Dispatcher
 from ._worker_side import label
 
-__all__ = ["Router"]
+__all__ = ["DecodedTap", "Router"]
+
+#: ``tap(raw, received_at, connection_id, message)``: a frame after decoding (message None when
+#: it could not be decoded); on the I/O thread, quick, must not raise.
+DecodedTap = Callable[[Any, float, Optional[str], Optional[Message]], None]
 
 log = logging.getLogger("dydx_ws.client")
 
@@ -108,6 +112,9 @@ class Router:
         self.per_channel: Dict[str, int] = dict.fromkeys(CHANNELS, 0)
         self.drops_by_key: Dict[Key, int] = {}
         self.frame_taps: Tuple[Callable[[Any, float], None], ...] = ()
+        # Called after decoding with (raw, received_at, connection id, message or None): sinks
+        # get what this side already knows instead of parsing the frame again.
+        self.decoded_taps: Tuple[DecodedTap, ...] = ()
         self._opens = 0
         self._attempts = 0
         self._closed_at: Optional[float] = None
@@ -281,11 +288,13 @@ class Router:
             self._counters["decode_errors"] += 1
             self._emitter.error("decode", str(exc), channel=exc.channel, exception=exc, raw=data)
             self._on_undecodable(exc, data)
+            self._tap_decoded(data, received_at, None)
             return None
         except Exception as exc:  # a bug of ours must not end the session: report it
             self._counters["decode_errors"] += 1
             log.exception("unexpected error decoding a frame")
             self._emitter.error("decode", f"internal error: {exc!r}", exception=exc, raw=data)
+            self._tap_decoded(data, received_at, None)
             return None
         mtype = msg.type
         if mtype == "channel_data" or mtype == "channel_batch_data":
@@ -298,7 +307,13 @@ class Router:
             self.connection_id = msg.connection_id
         elif not isinstance(msg, UnsubscribedMessage):
             self._emitter.error("decode", f"unknown message type {mtype!r}", raw=data)
+        if self.decoded_taps:
+            self._tap_decoded(data, received_at, msg)
         return msg
+
+    def _tap_decoded(self, data: Any, received_at: float, msg: Optional[Message]) -> None:
+        for tap in self.decoded_taps:
+            tap(data, received_at, self.connection_id, msg)
 
     def _route(self, msg: Message) -> None:
         channel = msg.channel or ""
@@ -505,6 +520,14 @@ class Router:
                 self.send_unsubscribe(entry.topic)
                 self.send_subscribe(entry.topic)
         return True
+
+    def report_gap(self, key: Key, reason: str) -> None:
+        """Frames of ``key`` were lost before they reached this side (a fed source, e.g. a Redis
+        stream): stale until the next snapshot, counted in ``resyncs``, reported as a
+        ``resync`` event with ``detail=[("stream_gap", reason)]``."""
+        self._mark_stale(key)
+        self._counters.add("resyncs")
+        self._emitter.emit("resync", ResyncEvent(key[0], key[1], 0, [("stream_gap", reason)]))
 
     def _mark_stale(self, key: Key) -> None:
         """Stale now, and again on ``key``'s worker after what is queued for it: a snapshot

@@ -1,4 +1,6 @@
-"""The package's layers import one way: client → engine → transport, protocol, state → models.
+"""The package's layers import one way: client → engine → transport, protocol, state → models;
+sinks sit beside the client (the client, the Redis consumer and history use them; they use the
+engine, protocol and state, and nothing below them imports a sink).
 
 Reads every module of ``dydx_ws`` with :mod:`ast` (no import) and checks its module-level imports:
 a runtime import may only point at the same layer or one allowed below it; an import under
@@ -20,7 +22,15 @@ PACKAGE = Path(dydx_ws.__file__).resolve().parent
 # Shared leaf modules at the top of the package, usable by every layer.
 BASE = {"dydx_ws.errors", "dydx_ws.events", "dydx_ws.network", "dydx_ws._route_limits"}
 # The user's face: the top-level package and the modules that assemble the layers.
-FACE = {"dydx_ws", "dydx_ws.client", "dydx_ws.replay", "dydx_ws.notebook", "dydx_ws._shutdown"}
+FACE = {
+    "dydx_ws",
+    "dydx_ws.client",
+    "dydx_ws.replay",
+    "dydx_ws.notebook",
+    "dydx_ws._shutdown",
+    "dydx_ws.redis_client",
+    "dydx_ws.history",
+}
 
 # Layer -> layers its modules may import at run time (besides their own).
 ALLOWED: Dict[str, Set[str]] = {
@@ -31,10 +41,12 @@ ALLOWED: Dict[str, Set[str]] = {
     "rest": {"base", "models", "protocol"},
     "state": {"base", "models", "protocol", "rest"},
     "engine": {"base", "models", "protocol", "rest", "state", "transport"},
-    "face": {"base", "models", "protocol", "rest", "state", "transport", "engine"},
-    "cli": {"base", "models", "protocol", "rest", "state", "transport", "engine", "face"},
+    "sinks": {"base", "models", "protocol", "rest", "state", "transport", "engine"},
+    "face": {"base", "models", "protocol", "rest", "state", "transport", "engine", "sinks"},
+    "cli": {"base", "models", "protocol", "rest", "state", "transport", "engine", "sinks", "face"},
     "emulator": {"base"},
 }
+
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
@@ -113,6 +125,22 @@ def test_the_parser_sees_the_layers() -> None:
     assert "dydx_ws.models" in graph["dydx_ws.protocol._messages"]
     type_only = dict(imports(all_modules()["dydx_ws.protocol._messages"], set(all_modules())))
     assert type_only["dydx_ws.state._orderbook"] is True
+    assert "dydx_ws.sinks.base" in graph["dydx_ws.client"]
+    assert layer("dydx_ws.sinks.checkpoint") == "sinks" and layer("dydx_ws.redis_client") == "face"
+
+
+def test_sinks_sit_beside_the_client() -> None:
+    """Sinks use the engine, protocol and state; the face and the CLI use sinks; nothing else."""
+    users = {
+        layer(importer)
+        for importer, targets in runtime_graph().items()
+        for target in targets
+        if layer(target) == "sinks" and layer(importer) != "sinks"
+    }
+    assert users <= {"face", "cli"}
+    assert "face" not in {
+        layer(t) for m, ts in runtime_graph().items() if layer(m) == "sinks" for t in ts
+    }
 
 
 def test_runtime_imports_point_down() -> None:
