@@ -14,7 +14,7 @@ Architecture::
                                  -> listener.on_frame(data); ping -> pong; close -> echoed
                                  (nothing blocks outside select, so a stall anywhere, even
                                  inside a frame, ends at the heartbeat deadline)
-          - due sends         -> paced: <= 2 subscribes per (channel, id) per ~1.2 s
+          - due sends         -> paced: <= 2 subscribes per (channel, id) per 2 s
           - heartbeat         -> a ping frame every ping_interval; no pong within pong_timeout
                                  means a dead or half-open link: drop it and reconnect
           - stop() / send()   -> the wake-pipe interrupts select at once
@@ -69,7 +69,9 @@ class _DemoteOwnThreadRecords(logging.Filter):
 
 logging.getLogger("websocket").addFilter(_DemoteOwnThreadRecords())
 
-SUBSCRIBE_WINDOW = 1.2  # seconds; the server allows 2 subscribes per channel+id per 1 s window
+# The server allows 2 subscribes per channel+id in a fixed 1 s window that starts when it reads
+# the first: 2 s leaves a second of margin for frames it reads late (a busy server, a slow link).
+SUBSCRIBE_WINDOW = 2.0
 SUBSCRIBES_PER_WINDOW = 2
 _MAX_WAIT = 1.0  # the serve loop wakes at least this often
 _BURST = 64  # frames read back to back before sends, pings and ticks are looked at again
@@ -263,9 +265,15 @@ class Connection:
     ) -> None:
         """Queue a text frame; subscribes are paced per key. Sent only while connected (frames
         queued while disconnected are dropped at reconnect: the listener re-sends state).
-        ``on_sent`` runs on the I/O thread once the frame is written."""
+        ``on_sent`` runs on the I/O thread once the frame is written.
+
+        An unsubscribe replaces every frame of its key still queued: the key ends unsubscribed
+        either way, and a subscribe/unsubscribe churn costs no subscribes the pacer would hold
+        back (or the server would rate-limit)."""
         item = _Outgoing(text, key, subscribe, time.monotonic() + delay if delay else 0.0, on_sent)
         with self._lock:
+            if not subscribe and key is not None and self._outgoing:
+                self._outgoing = deque(o for o in self._outgoing if o.key != key)
             self._outgoing.append(item)
         self._wake()
 
@@ -478,10 +486,13 @@ class Connection:
             due = item.not_before
             if item.is_subscribe:
                 due = max(due, self._pacer.ready_at(item.key, now))
-            if due > now or item.key in blocked:
+            if item.key in blocked:  # behind an earlier frame of its key, which sets the wait
+                deferred.append(item)
+                continue
+            if due > now:
                 deferred.append(item)
                 blocked.add(item.key)
-                wait = min(wait, max(0.0, due - now))
+                wait = min(wait, due - now)
                 continue
             ws.send(item.text)
             if item.is_subscribe:

@@ -215,6 +215,8 @@ def test_subscribe_and_unsubscribe_from_many_threads(emulator: IndexerEmulator) 
             return {(ch, i) for c, ch, i in emulator.subscriptions() if c == conn}
 
         wait_until(lambda: server_view() == live, timeout=15)
+        # on the first connection: the churn never tripped the server's subscribe rate limit
+        assert client.stats()["reconnects"] == 0
         # and exactly once each on the server
         rows = [(ch, i) for c, ch, i in emulator.subscriptions() if c == conn]
         assert len(rows) == len(set(rows))
