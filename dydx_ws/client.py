@@ -31,6 +31,7 @@ from ._route_limits import DEFAULT_ROUTE_LIMITS
 from ._shutdown import forget, remember
 from .engine._cpu_placement import CpuSpec, parse_cpus, pin_threads
 from .engine._pipeline import NOT_STARTED, Pipeline
+from .engine._pool import DEFAULT_GRACE
 from .engine._subscriptions import Callback, Key, Subscription
 from .engine._watchdog import DEFAULT_IDLE_LIMITS
 from .engine._worker_pool import OverflowPolicy
@@ -132,6 +133,12 @@ class DydxWebSocketClient:
       bench/README.md). ``None`` (default): left to the operating system; ``"auto"``
       (opt-in): on the I/O thread's CPU once connected, released while that CPU is busy with
       other work; a CPU number or numbers: pinned there (:mod:`dydx_ws.engine._cpu_placement`).
+    - ``max_connections``: the pool's cap (``None``, default: as many connections as the
+      server's per-connection limits require; past a cap, ``subscribe_*`` raises
+      :class:`~dydx_ws.SubscriptionError`). ``subscription_limits``: subscriptions per channel
+      per connection (default: the server's, 32 per market channel; a refusal for a lower
+      limit moves the subscription to another connection). ``connection_grace``: seconds an
+      emptied extra connection stays open (:mod:`dydx_ws.engine._pool`).
     """
 
     def __init__(
@@ -162,6 +169,9 @@ class DydxWebSocketClient:
         cpu_affinity: Union[str, CpuSpec, None] = None,
         idle_limits: Optional[Mapping[str, Any]] = DEFAULT_IDLE_LIMITS,
         rest_route_limits: Optional[Mapping[str, Tuple[int, float]]] = DEFAULT_ROUTE_LIMITS,
+        max_connections: Optional[int] = None,
+        subscription_limits: Optional[Mapping[str, int]] = None,
+        connection_grace: float = DEFAULT_GRACE,
     ) -> None:
         if isinstance(network, str):
             network = Network.from_name(network)  # "mainnet", "testnet", "local" or a ws(s) URL
@@ -174,6 +184,14 @@ class DydxWebSocketClient:
             raise ValueError(f"max_message_size must be an int >= {MIN_MAX_MESSAGE_SIZE}")
         if not isinstance(max_handshake_size, int) or max_handshake_size < 1024:
             raise ValueError("max_handshake_size must be an int >= 1024")
+        if max_connections is not None and (
+            isinstance(max_connections, bool)
+            or not isinstance(max_connections, int)
+            or max_connections < 1
+        ):
+            raise ValueError("max_connections must be None (as many as needed) or an int >= 1")
+        if not (isinstance(connection_grace, (int, float)) and 0 <= connection_grace < 1e9):
+            raise ValueError("connection_grace must be a number of seconds >= 0")
         options = ConnectionOptions(
             url=self.network.ws_url,
             reconnect=reconnect or ReconnectPolicy(),
@@ -211,6 +229,9 @@ class DydxWebSocketClient:
                 check_interval=check_interval,
                 confirm_delay=confirm_delay,
                 auto_affinity=auto_affinity,
+                subscription_limits=subscription_limits,
+                max_connections=max_connections,
+                connection_grace=float(connection_grace),
             )
         except BaseException:  # an invalid argument: the REST client made here is not kept
             if self._owns_rest and self.rest is not None:
@@ -225,8 +246,8 @@ class DydxWebSocketClient:
         self._events = self._engine.hub
         self._emitter = self._engine.emitter
         self._dispatcher = self._engine.pool
-        self._router = self._engine.router
-        self._connection = self._engine.connection
+        self._router = self._engine.router  # the first connection's (feed() plays it)
+        self._connections = self._engine.connections
         self._drift = self._engine.drift
         self._route_limiter = self._engine.route_limiter
         self._background_rest = self._engine.background_rest
@@ -334,19 +355,22 @@ class DydxWebSocketClient:
         client was never started (call ``start()`` or use ``with``)."""
         if not self._lifecycle.started:
             raise DydxWsError(NOT_STARTED)
-        connected = self._connection.connected
+        pool = self._connections
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not (self._lifecycle.stopping or self._router.gave_up.is_set()):
+        while not (self._lifecycle.stopping or pool.gave_up() is not None):
+            waiting = pool.first_unconnected()
+            if waiting is None:
+                return True
             remaining = _WAIT_SLICE if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 break
-            if connected.wait(min(remaining, _WAIT_SLICE)):
-                return True
-        return connected.is_set()
+            waiting.connection.connected.wait(min(remaining, _WAIT_SLICE))
+        return pool.all_connected()
 
     @property
     def connected(self) -> bool:
-        return self._connection.connected.is_set()
+        """Every connection of the pool is open."""
+        return self._connections.all_connected()
 
     @property
     def state(self) -> str:
@@ -357,7 +381,7 @@ class DydxWebSocketClient:
             return "stopped"
         if not self._lifecycle.started:
             return "not started"
-        if self._router.gave_up.is_set():
+        if self._connections.gave_up() is not None:
             return "failed"
         return "connected" if self.connected else "connecting"
 
@@ -384,13 +408,13 @@ class DydxWebSocketClient:
         with self._lock:
             first = not self._lifecycle.stopping
             self._lifecycle.stopping = True
-            self._router.stop_sending()
+            self._connections.stop_sending()
         if not first:
             self._stopped.wait(max(0.0, deadline - time.monotonic()))
             return self._stopped.is_set() and not self._dispatcher.leaked_threads()
         if self._route_limiter is not None:
             self._route_limiter.close()  # a background request waiting for a slot gives up
-        io_done = self._connection.stop(max(0.0, deadline - time.monotonic()))
+        io_done = self._connections.stop(max(0.0, deadline - time.monotonic()))
         drift_done = True
         if self._drift is not None:
             if self._owns_rest and self.rest is not None:
@@ -548,10 +572,13 @@ class DydxWebSocketClient:
         with self._lock:
             if self._lifecycle.stopping:
                 raise DydxWsError("this client was stopped; create a new one")
-            handle, is_new = self._registry.add(topic, callback, params, self._router.end_topic)
+            pool = self._connections
+            handle, is_new = self._registry.add(
+                topic, callback, params, pool.end_topic, owner=lambda: pool.place(topic)
+            )
             if is_new:
                 self._state.create(topic)
-                self._router.begin_topic(topic)
+                pool.members[handle._entry.owner].router.begin_topic(topic)
         return handle
 
     # -- local state ----------------------------------------------------------------------------
@@ -589,6 +616,7 @@ class DydxWebSocketClient:
     def stats(self) -> Dict[str, Any]:
         """Counters, queue depths, drops, reconnects, callback errors, lag and message ages."""
         now = time.time()
+        io = self._connections.totals()
         subs = {}
         for topic in self._registry.topics():
             entry = self._registry.get(topic.key)
@@ -599,19 +627,23 @@ class DydxWebSocketClient:
                 "state": entry.state.value,
                 "messages": entry.messages,
                 "age_seconds": None if last is None else max(0.0, now - last),
-                "drops": self._router.drops_by_key.get(topic.key, 0),
+                "drops": io["drops_by_key"].get(topic.key, 0),
                 "lag_seconds": self._state.lag.get(topic.key),
             }
         dispatch = self._dispatcher.stats()
         return {
-            **self._counters,
+            **self._engine.counts(),
             "connected": self.connected,
             "state": self.state,
-            "last_connection_error": self._router.last_connection_error,
+            "last_connection_error": self._connections.last_connection_error(),
             "connection_id": self._router.connection_id,
+            "connections": self._connections.stats(),
+            "connections_opened": self._connections.opened,
+            "connections_closed": self._connections.closed,
+            "subscription_moves": self._connections.moves,
             "url": self.network.ws_url,
-            "bytes": self._connection.bytes_received,
-            "messages_per_channel": dict(self._router.per_channel),
+            "bytes": io["bytes"],
+            "messages_per_channel": io["per_channel"],
             "queue_depth": dispatch["depth"],
             "queue_depths": [w["depth"] for w in dispatch["workers"]],
             "dispatcher": dispatch,
@@ -647,12 +679,13 @@ class DydxWebSocketClient:
         """Call ``tap(raw_frame, received_at)`` on the I/O thread for every frame received,
         before it is decoded (e.g. :meth:`dydx_ws.replay.Recorder.write`). It must be quick and
         must not raise. Returns a function that removes it."""
+        pool = self._connections
         with self._lock:
-            self._router.frame_taps = (*self._router.frame_taps, tap)
+            pool.set_taps((*pool.frame_taps, tap), pool.decoded_taps)
 
         def remove() -> None:
             with self._lock:
-                self._router.frame_taps = tuple(t for t in self._router.frame_taps if t is not tap)
+                pool.set_taps(tuple(t for t in pool.frame_taps if t is not tap), pool.decoded_taps)
 
         return remove
 
@@ -674,14 +707,15 @@ class DydxWebSocketClient:
             sink.attach(
                 ClientContext(
                     uncross=self._uncross,
-                    resync=self._router.resubscribe,
+                    resync=self._connections.resubscribe,
                     report=lambda text: self._emitter.error("sink", text),
                 )
             )
             self._sinks.append(sink)
             # After decoding: the sink gets the I/O side's message (channel, id, contents)
             # and parses nothing again.
-            self._router.decoded_taps = (*self._router.decoded_taps, sink.offer)
+            pool = self._connections
+            pool.set_taps(pool.frame_taps, (*pool.decoded_taps, sink.offer))
         return sink
 
 

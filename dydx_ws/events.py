@@ -36,32 +36,38 @@ RAW_EXCERPT = 512  # characters or bytes of a frame an error event keeps
 
 @dataclass(frozen=True)
 class ConnectedEvent:
-    """A connection opened (``reconnect`` is False for the first one)."""
+    """A connection opened (``reconnect`` is False for its first open). ``connection``: which
+    connection of the client's pool (``stats()["connections"]``; 0 is the first)."""
 
     url: str
     reconnect: bool
     attempts: int = 0
+    connection: int = 0
 
 
 @dataclass(frozen=True)
 class DisconnectedEvent:
-    """The connection closed; the client reconnects unless it is stopping or gave up."""
+    """A connection closed; the client reconnects it unless it is stopping or gave up (the
+    other connections of the pool are not affected)."""
 
     code: Optional[int]
     reason: str
     error: Optional[BaseException]
     stopping: bool = False
+    connection: int = 0
 
 
 @dataclass(frozen=True)
 class ReconnectedEvent:
-    """Every subscription was re-sent after a reconnect: which were restored (confirmed by the
-    server), which failed or were still unconfirmed at the deadline, and how long the gap was."""
+    """Every subscription of a connection was re-sent after it reconnected: which were restored
+    (confirmed by the server), which failed or were still unconfirmed at the deadline, and how
+    long the gap was."""
 
     restored: List[Key]
     failed: List[Key]
     gap_seconds: float
     attempts: int
+    connection: int = 0
 
 
 @dataclass(frozen=True)

@@ -40,17 +40,20 @@ from ..protocol import _json as json_backend
 from ..protocol._channels import CHANNELS, ORDERBOOK, STATEFUL, Topic, find, sent_id
 from ..protocol._decode import DATA_TYPES, decode_message
 from ..protocol._messages import ConnectedMessage, ErrorMessage, Message, UnsubscribedMessage
-from ..protocol._server_errors import ErrorAction, action_for, keys_of_error
+from ..protocol._server_errors import ErrorAction, action_for, keys_of_error, limit_of
 from ..state._store import Key, LocalState
 from ..transport._connection import CloseInfo, Connection
 from ..transport._frame_reader import ProtocolViolation
-from ._subscriptions import SubscriptionRegistry, SubscriptionState
+from ._subscriptions import ConnectionView, SubscriptionState
 from ._throttle import Throttle
-from ._watchdog import IdleWatchdog
 from ._worker_pool import Dispatcher
 from ._worker_side import label
 
 __all__ = ["DecodedTap", "Router"]
+
+#: ``on_limit(key, connection, limit)``: the server refused ``key`` for its per-connection limit
+#: (``limit``, if it said): True if the pool placed it elsewhere (else it fails).
+LimitHandler = Callable[[Key, int, Optional[int]], bool]
 
 #: ``tap(raw, received_at, connection_id, message)``: a frame after decoding (message None when
 #: it could not be decoded); on the I/O thread, quick, must not raise.
@@ -79,13 +82,15 @@ def describe_close(info: CloseInfo) -> str:
 
 
 class Router:
-    """Connection events and frames in; subscription states, dispatch and events out."""
+    """Connection events and frames in; subscription states, dispatch and events out. One per
+    connection of the pool (``index``); it sees only the subscriptions placed on its
+    connection (``registry`` is that connection's view)."""
 
     def __init__(
         self,
         *,
         url: str,
-        registry: SubscriptionRegistry,
+        registry: ConnectionView,
         dispatcher: Dispatcher,
         state: LocalState,
         emitter: Emitter,
@@ -93,9 +98,12 @@ class Router:
         lock: threading.RLock,
         connection: Connection,
         is_stopping: Callable[[], bool],
-        watchdog: Optional[IdleWatchdog] = None,
         tick: Optional[Callable[[float], None]] = None,
+        index: int = 0,
+        on_limit: Optional[LimitHandler] = None,
     ) -> None:
+        self.index = index
+        self._on_limit = on_limit
         self._url = url
         self._registry = registry
         self._dispatcher = dispatcher
@@ -105,8 +113,7 @@ class Router:
         self._lock = lock  # the client's: guards ``ready`` against concurrent subscribes
         self._connection = connection  # sends only; it reports to this router once started
         self._is_stopping = is_stopping
-        self._watchdog = watchdog  # None: disabled
-        self._tick = tick  # extra housekeeping on the I/O thread (cpu_affinity="auto")
+        self._tick = tick  # the pool's housekeeping, on the first connection's I/O thread
         self.ready = False  # connected, and subscriptions are sent as they are made
         self.connection_id: Optional[str] = None
         self.per_channel: Dict[str, int] = dict.fromkeys(CHANNELS, 0)
@@ -115,6 +122,7 @@ class Router:
         # Called after decoding with (raw, received_at, connection id, message or None): sinks
         # get what this side already knows instead of parsing the frame again.
         self.decoded_taps: Tuple[DecodedTap, ...] = ()
+        self.last_frame_at: Optional[float] = None  # time.time() of the last frame
         self._opens = 0
         self._attempts = 0
         self._closed_at: Optional[float] = None
@@ -167,6 +175,11 @@ class Router:
             self._forget(topic.key)
         self._dispatcher.release(topic.key)
 
+    def hand_over(self, key: Key) -> None:
+        """``key`` moved to another connection (client lock held): nothing of it is awaited
+        here any more, and its late frames on this connection are expected."""
+        self._forget(key)
+
     def _forget(self, key: Key) -> None:
         """A subscription ended: no restoration to wait for; its in-flight data is expected."""
         self._restoring.discard(key)
@@ -192,7 +205,8 @@ class Router:
                 self._restore_deadline = now + RESTORE_DEADLINE
                 gap = now - self._closed_at if self._closed_at is not None else 0.0
                 self._restore_report = (gap, self._attempts)
-        self._emitter.emit("connected", ConnectedEvent(self._url, reconnect, self._attempts))
+        event = ConnectedEvent(self._url, reconnect, self._attempts, self.index)
+        self._emitter.emit("connected", event)
         self._attempts = 0
         if reconnect:
             self._maybe_report_restored(now)
@@ -201,10 +215,12 @@ class Router:
         with self._lock:
             self.ready = False
             self._closed_at = info.closed_at
-            self._registry.mark_all_pending()
-        self._state.mark_books_stale()
+            topics = self._registry.mark_all_pending()
+        for topic in topics:  # only this connection's books
+            self._state.mark_books_stale(topic.key)
         self.connection_id = None
-        event = DisconnectedEvent(info.code, info.reason, info.error, self._is_stopping())
+        stopping = self._is_stopping()
+        event = DisconnectedEvent(info.code, info.reason, info.error, stopping, self.index)
         self._emitter.emit("disconnected", event)
 
     def on_retry(self, delay: float, attempt: int, info: CloseInfo) -> None:
@@ -262,10 +278,8 @@ class Router:
                     self.resubscribe(key)
         if self._tick is not None:
             self._tick(now)
-        if self._watchdog is not None:
-            self._watchdog.tick(now, self.ready, self._resubscribe_idle)
 
-    def _resubscribe_idle(self, key: Key, reason: str) -> bool:
+    def resubscribe_idle(self, key: Key, reason: str) -> bool:
         """The watchdog found ``key`` silent while connected: re-subscribe and report it."""
         if not self.resubscribe(key):
             return False
@@ -280,6 +294,7 @@ class Router:
         self._counters["frames"] += 1
         if received_at is None:
             received_at = time.time()
+        self.last_frame_at = received_at
         for tap in self.frame_taps:
             tap(data, received_at)
         try:
@@ -440,6 +455,10 @@ class Router:
                 self._retry_fetch(key, text)
             elif action is ErrorAction.CONFIRM:
                 self._registry.confirm(key, delivered=True)
+            elif action is ErrorAction.MOVE:
+                # The server's limit can be lower than ours: the pool places it elsewhere.
+                if self._on_limit is None or not self._on_limit(key, self.index, limit_of(text)):
+                    self._fail(key, text)
             elif action is ErrorAction.FAIL:
                 self._fail(key, text)
 
@@ -479,7 +498,8 @@ class Router:
                 ok = entry is not None and entry.state is SubscriptionState.ACTIVE
                 (restored if ok and topic.key not in unconfirmed else failed).append(topic.key)
         gap, attempts = report
-        self._emitter.emit("reconnected", ReconnectedEvent(restored, failed, gap, attempts))
+        event = ReconnectedEvent(restored, failed, gap, attempts, self.index)
+        self._emitter.emit("reconnected", event)
 
     # -- overflow (I/O thread, from Dispatcher.submit) ----------------------------------------
     def on_drop(self, key: Hashable, count: int) -> None:

@@ -5,37 +5,43 @@ Order (README "Threading model")::
 
     lifecycle, lock, counters -> local state store -> subscription registry -> event hub
     -> worker pool (stopped) -> event emitter -> worker side (Delivery) -> idle watchdog
-    -> connection (not started) -> REST budget and drift repair -> CPU placement -> I/O side
+    -> CPU placement -> connection pool (its first connection and I/O side, not started)
+    -> REST budget and drift repair
 
 Two pairs of parts need each other; neither cycle is closed by a setter:
 
 - The worker pool runs the worker side, which reports through the emitter, which schedules
   event callbacks onto the pool: the pool is created stopped and gets its handler (and its drop
   listener, the I/O side) in :meth:`Pipeline.start`.
-- The connection reports to the I/O side, which sends through the connection: the connection
-  is created first and gets its listener when it starts.
+- A connection reports to its I/O side, which sends through the connection: the connection
+  is created first and gets its listener when it starts. The connection pool
+  (``engine/_pool.py``) makes each (connection, I/O side) pair through :meth:`Pipeline._connect`,
+  the first at once, others when subscriptions need them.
 
-A topic's end (its last handle released) is handed to the registry with each ``add`` (the I/O
-side's ``end_topic``), and the started/stopping flags live in a :class:`Lifecycle` that the
-registry, the I/O side and the client share.
+A topic's placement and end (its last handle released) are handed to the registry with each
+``add`` (the pool's ``place`` and ``end_topic``), and the started/stopping flags live in a
+:class:`Lifecycle` that the registry, the I/O sides and the client share.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .._route_limits import RouteLimiter
 from ..events import Counters, Emitter, EventHub
 from ..rest import IndexerRestClient
 from ..state._store import LocalState
 from ..transport._connection import Connection
+from ..transport._dial_gate import DialGate
 from ..transport._options import ConnectionOptions
 from ._cpu_placement import AutoAffinity
 from ._drift_repair import DriftRepair
-from ._io_side import Router
-from ._subscriptions import SubscriptionRegistry
+from ._io_side import LimitHandler, Router
+from ._pool import ConnectionPool
+from ._subscriptions import ConnectionView, SubscriptionRegistry
 from ._watchdog import IdleWatchdog, parse_limits
 from ._worker_pool import Dispatcher, OverflowPolicy
 from ._worker_side import Delivery
@@ -113,6 +119,9 @@ class Pipeline:
         check_interval: Optional[float],
         confirm_delay: float,
         auto_affinity: bool,
+        subscription_limits: Optional[Mapping[str, int]] = None,
+        max_connections: Optional[int] = None,
+        connection_grace: float = 10.0,
     ) -> None:
         self.lifecycle = Lifecycle()
         self.lock = threading.RLock()  # guards subscribe/unsubscribe against the I/O side
@@ -132,7 +141,19 @@ class Pipeline:
         self.delivery = Delivery(self.registry, self.store, self.emitter, self.counters)
         limits = parse_limits(idle_limits)
         self.watchdog = IdleWatchdog(self.registry, self.store.markets, limits) if limits else None
-        self.connection = Connection(options)
+        self.auto_affinity = AutoAffinity.create(self.threads) if auto_affinity else None
+        self._options = dataclasses.replace(options, dial_gate=DialGate())
+        self.connections = ConnectionPool(
+            registry=self.registry,
+            lock=self.lock,
+            make=self._connect,
+            counter_names=COUNTERS,
+            limits=subscription_limits,
+            max_connections=max_connections,
+            grace=connection_grace,
+            watchdog=self.watchdog,
+            tick=self.auto_affinity.tick if self.auto_affinity is not None else None,
+        )
         # The SDK's own REST requests (drift repair, back-fill) share one per-route budget.
         self.route_limiter = RouteLimiter(rest_route_limits) if rest_route_limits else None
         self.background_rest = rest
@@ -146,40 +167,61 @@ class Pipeline:
                 call_soon=self.pool.call_soon,
                 emitter=self.emitter,
                 counters=self.counters,
-                connected=self.connection.connected.is_set,
+                connected=self.connections.all_connected,
                 rest=self.background_rest,
                 interval=check_interval,
                 confirm_delay=confirm_delay,
             )
-        self.auto_affinity = AutoAffinity.create(self.threads) if auto_affinity else None
-        self.router = Router(
+
+    def _connect(
+        self, index: int, on_limit: LimitHandler, tick: Optional[Callable[[float], None]]
+    ) -> Tuple[Connection, Router, Counters]:
+        """Connection ``index`` of the pool (not started), its I/O side and its counters."""
+        name = self._options.thread_name
+        options = dataclasses.replace(
+            self._options, thread_name=f"{name}-{index}" if index else name
+        )
+        connection = Connection(options)
+        counters = Counters(COUNTERS)
+        router = Router(
             url=options.url,
-            registry=self.registry,
+            registry=ConnectionView(self.registry, index),
             dispatcher=self.pool,
             state=self.store,
             emitter=self.emitter,
-            counters=self.counters,
+            counters=counters,
             lock=self.lock,
-            connection=self.connection,
+            connection=connection,
             is_stopping=self.lifecycle.is_stopping,
-            watchdog=self.watchdog,
-            tick=self.auto_affinity.tick if self.auto_affinity is not None else None,
+            tick=tick,
+            index=index,
+            on_limit=on_limit,
         )
+        return connection, router, counters
+
+    def counts(self) -> Dict[str, int]:
+        """Every counter: the workers' and drift repair's plus every connection's I/O side."""
+        io = self.connections.totals()["counters"]
+        return {name: value + io.get(name, 0) for name, value in self.counters.items()}
+
+    @property
+    def router(self) -> Router:
+        """The first connection's I/O side (the one :meth:`DydxWebSocketClient.feed` plays)."""
+        return self.connections.primary.router
 
     def start(self, *, connect: bool) -> None:
-        """Start the workers and, with ``connect``, drift repair and the I/O thread."""
-        self.pool.start(self.delivery, on_drop=self.router.on_drop)
-        if connect:
+        """Start the workers and, with ``connect``, drift repair and the I/O threads."""
+        self.pool.start(self.delivery, on_drop=self.connections.on_drop)
+        if connect and self.drift is not None:
             # Every SDK thread runs before the I/O thread does: cpu_affinity="auto" pins the
             # threads alive at its first tick, on the I/O thread.
-            if self.drift is not None:
-                self.drift.start()
-            self.connection.start(self.router)
+            self.drift.start()
+        self.connections.start(connect=connect)
 
     def threads(self) -> List[Optional[threading.Thread]]:
         """The SDK's own threads (None for one not started)."""
         drift = self.drift.thread if self.drift is not None else None
-        return [*self.pool.threads(), self.connection.thread, drift]
+        return [*self.pool.threads(), *self.connections.threads(), drift]
 
 
 def _log_worker_error(key: Any, item: object, exc: BaseException) -> None:

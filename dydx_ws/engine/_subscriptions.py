@@ -21,12 +21,12 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from ..errors import DydxWsError, SubscriptionError
-from ..protocol._channels import Topic, find
+from ..protocol._channels import Topic
 
 if TYPE_CHECKING:
     from ..protocol._messages import Message
 
-__all__ = ["Subscription", "SubscriptionRegistry", "SubscriptionState"]
+__all__ = ["ConnectionView", "Subscription", "SubscriptionRegistry", "SubscriptionState"]
 
 Key = Tuple[str, Optional[str]]
 Callback = Callable[["Message"], Any]
@@ -42,9 +42,12 @@ class SubscriptionState(str, Enum):
 class _Entry:
     """Registry-internal state of one topic (guarded by the registry lock)."""
 
-    def __init__(self, topic: Topic, on_last_release: Callable[[Topic], None]) -> None:
+    def __init__(
+        self, topic: Topic, on_last_release: Callable[[Topic, int], None], owner: int
+    ) -> None:
         self.topic = topic
         self.on_last_release = on_last_release  # ends the topic's server subscription
+        self.owner = owner  # the pooled connection it lives on (engine/_pool.py)
         self.handles: List[Subscription] = []
         self.state = SubscriptionState.PENDING
         self.delivered = False  # the current snapshot has been applied to local state
@@ -91,6 +94,11 @@ class Subscription:
     @property
     def key(self) -> Key:
         return self._entry.topic.key
+
+    @property
+    def connection(self) -> int:
+        """Which connection of the client's pool it lives on (``stats()["connections"]``)."""
+        return self._entry.owner
 
     @property
     def batched(self) -> bool:
@@ -175,26 +183,18 @@ class SubscriptionRegistry:
         topic: Topic,
         callback: Optional[Callback],
         params: Dict[str, Any],
-        on_last_release: Callable[[Topic], None] = lambda topic: None,
+        on_last_release: Callable[[Topic, int], None] = lambda topic, owner: None,
+        owner: Callable[[], int] = lambda: 0,
     ) -> Tuple[Subscription, bool]:
         """Register a handle; returns it and whether the topic is new (must be sent).
-        ``on_last_release(topic)`` runs under the lock when a new topic's last handle goes."""
+        A new topic is placed by ``owner()`` (the connection it will live on; it may raise);
+        ``on_last_release(topic, owner)`` runs under the lock when its last handle goes."""
         with self._lock:
             entry = self._entries.get(topic.key)
             is_new = entry is None or entry.state is SubscriptionState.FAILED
             if is_new:
-                count = sum(1 for k in self._entries if k[0] == topic.channel)
-                spec = find(topic.channel)
-                limit = spec.limit if spec is not None else None
-                if entry is None and limit is not None and count >= limit:
-                    raise SubscriptionError(
-                        f"Per-connection subscription limit reached for {topic.channel} "
-                        f"(limit={limit}); use another client for more",
-                        channel=topic.channel,
-                        id=topic.key[1],
-                    )
                 old = entry
-                entry = _Entry(topic, on_last_release)
+                entry = _Entry(topic, on_last_release, old.owner if old is not None else owner())
                 if old is not None:  # a failed topic is retried afresh, keeping its handles
                     entry.handles = old.handles
                     for h in old.handles:
@@ -216,14 +216,15 @@ class SubscriptionRegistry:
             if not entry.handles and self._entries.get(entry.topic.key) is entry:
                 del self._entries[entry.topic.key]
                 self._set(entry, SubscriptionState.UNSUBSCRIBED)
-                entry.on_last_release(entry.topic)  # under the lock: see __init__
+                entry.on_last_release(entry.topic, entry.owner)  # under the lock: see __init__
         with entry.changed:
             entry.changed.notify_all()
 
     # -- connection side (I/O thread) ----------------------------------------------------------
-    def topics(self) -> List[Topic]:
+    def topics(self, owner: Optional[int] = None) -> List[Topic]:
+        """Every live topic (of connection ``owner`` only, if given)."""
         with self._lock:
-            return [e.topic for e in self._entries.values()]
+            return [e.topic for e in self._entries.values() if owner in (None, e.owner)]
 
     def get(self, key: Key) -> Optional[_Entry]:
         return self._entries.get(key)
@@ -232,24 +233,25 @@ class SubscriptionRegistry:
         entry = self._entries.get(key)
         return list(entry.handles) if entry is not None else []
 
-    def mark_all_pending(self) -> List[Topic]:
-        """On disconnect: every live topic must be re-sent; returns them."""
+    def mark_all_pending(self, owner: Optional[int] = None) -> List[Topic]:
+        """On disconnect (of connection ``owner``): its live topics must be re-sent; returns
+        them."""
         with self._lock:
             out = []
             for entry in self._entries.values():
-                if entry.state is not SubscriptionState.FAILED:
+                if entry.state is not SubscriptionState.FAILED and owner in (None, entry.owner):
                     entry.delivered = False
                     entry.sent_seq = 0
                     self._set(entry, SubscriptionState.PENDING)
                     out.append(entry.topic)
             return out
 
-    def confirm(self, key: Key, *, delivered: bool = False) -> bool:
+    def confirm(self, key: Key, *, delivered: bool = False, owner: Optional[int] = None) -> bool:
         """A ``subscribed`` arrived (``delivered``: no snapshot will follow, e.g. "already
-        subscribed"); True if it was for a known topic."""
+        subscribed"); True if it was for a known topic (of connection ``owner``, if given)."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
+            if entry is None or owner not in (None, entry.owner):
                 return False
             entry.retries = 0
             entry.sent_seq = 0
@@ -309,23 +311,27 @@ class SubscriptionRegistry:
             if entry is not None:
                 entry.sent_seq = 0
 
-    def last_sent_unanswered(self, channel: str) -> Optional[Key]:
+    def last_sent_unanswered(self, channel: str, owner: Optional[int] = None) -> Optional[Key]:
         """The subscription of ``channel`` whose subscribe was written last and has no answer
         yet: the one a refusal without channel/id (the per-connection limit) is about, since
         the server refuses at once, before answering earlier subscribes still fetching."""
         with self._lock:
             best: Optional[_Entry] = None
             for k, e in self._entries.items():
-                if k[0] == channel and e.sent_seq and (best is None or e.sent_seq > best.sent_seq):
+                if owner not in (None, e.owner) or not (k[0] == channel and e.sent_seq):
+                    continue
+                if best is None or e.sent_seq > best.sent_seq:
                     best = e
             return best.topic.key if best is not None else None
 
-    def pending_of_channel(self, channel: str) -> List[Key]:
+    def pending_of_channel(self, channel: str, owner: Optional[int] = None) -> List[Key]:
         with self._lock:
             return [
                 k
                 for k, e in self._entries.items()
-                if k[0] == channel and e.state is SubscriptionState.PENDING
+                if k[0] == channel
+                and e.state is SubscriptionState.PENDING
+                and owner in (None, e.owner)
             ]
 
     def count_message(self, entry: _Entry, received_at: float) -> None:
@@ -339,3 +345,54 @@ class SubscriptionRegistry:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class ConnectionView:
+    """The registry as one pooled connection sees it: only the topics placed on it (``owner``).
+
+    Its router asks it what to re-send, which subscribe a refusal is about and where a frame
+    goes; a topic moved to another connection is invisible here, so a late frame for it on
+    this connection is not applied to state."""
+
+    def __init__(self, registry: SubscriptionRegistry, owner: int) -> None:
+        self.registry = registry
+        self.owner = owner
+        self._entries = registry._entries
+
+    def get(self, key: Key) -> Optional[_Entry]:
+        entry = self._entries.get(key)
+        return entry if entry is not None and entry.owner == self.owner else None
+
+    def topics(self) -> List[Topic]:
+        return self.registry.topics(self.owner)
+
+    def handles(self, key: Key) -> List[Subscription]:
+        return self.registry.handles(key) if self.get(key) is not None else []
+
+    def mark_all_pending(self) -> List[Topic]:
+        return self.registry.mark_all_pending(self.owner)
+
+    def last_sent_unanswered(self, channel: str, owner: Optional[int] = None) -> Optional[Key]:
+        return self.registry.last_sent_unanswered(channel, self.owner)
+
+    def pending_of_channel(self, channel: str) -> List[Key]:
+        return self.registry.pending_of_channel(channel, self.owner)
+
+    def confirm(self, key: Key, *, delivered: bool = False) -> bool:
+        return self.registry.confirm(key, delivered=delivered, owner=self.owner)
+
+    # By key, of a topic this connection's router just found through ``get``:
+    def fail(self, key: Key, text: str, cause: Optional[BaseException] = None) -> Optional[Topic]:
+        return self.registry.fail(key, text, cause)
+
+    def unconfirm(self, key: Key) -> None:
+        self.registry.unconfirm(key)
+
+    def note_retry(self, key: Key) -> int:
+        return self.registry.note_retry(key)
+
+    def note_sent(self, key: Key) -> None:
+        self.registry.note_sent(key)
+
+    def note_answered(self, key: Key) -> None:
+        self.registry.note_answered(key)

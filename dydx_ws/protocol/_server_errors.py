@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import re
 from enum import Enum
-from typing import TYPE_CHECKING, List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple, Union
 
 from ._channels import find
 from ._messages import ErrorMessage
 
 if TYPE_CHECKING:
-    from ..engine._subscriptions import SubscriptionRegistry
+    from ..engine._subscriptions import ConnectionView, SubscriptionRegistry
 
-__all__ = ["ErrorAction", "action_for", "keys_of_error"]
+__all__ = ["ErrorAction", "action_for", "keys_of_error", "limit_of"]
 
 Key = Tuple[str, Optional[str]]
 _ID_IN_TEXT = re.compile(r"\((v4_[a-z_]+)-(.*)\)")
 _CHANNEL_IN_TEXT = re.compile(r"\b(v4_[a-z_]+)\b")
+_LIMIT_IN_TEXT = re.compile(r"\(limit=(\d{1,6})\)")
 RETRYABLE_PREFIX = "Internal error, could not fetch data for subscription"
 # The per-connection limit (§4.4), and the text of later revisions that close the connection
 # (4008) for hitting it repeatedly: both name only the channel and refuse the last subscribe.
@@ -37,6 +38,7 @@ class ErrorAction(Enum):
     RETRY = "retry"  # "Internal error, could not fetch data": the snapshot fetch failed
     CONFIRM = "confirm"  # "already subscribed": the server has it (no new snapshot will come)
     WAIT_FOR_CLOSE = "wait"  # the subscribe rate limit: the server closes the socket (1008)
+    MOVE = "move"  # the per-connection limit: the subscription goes to another connection
     FAIL = "fail"  # any other refusal: the subscription fails with the server's text
 
 
@@ -47,10 +49,20 @@ def action_for(text: str) -> ErrorAction:
         return ErrorAction.CONFIRM
     if text.startswith("Too many subscribe attempts"):
         return ErrorAction.WAIT_FOR_CLOSE
+    if text.startswith(_LIMIT_PREFIXES):
+        return ErrorAction.MOVE
     return ErrorAction.FAIL
 
 
-def keys_of_error(msg: ErrorMessage, registry: SubscriptionRegistry) -> List[Key]:
+def limit_of(text: str) -> Optional[int]:
+    """The ``(limit=N)`` a per-connection limit refusal names, or None."""
+    found = _LIMIT_IN_TEXT.search(text)
+    return int(found.group(1)) if found else None
+
+
+def keys_of_error(
+    msg: ErrorMessage, registry: Union[SubscriptionRegistry, ConnectionView]
+) -> List[Key]:
     """The live subscriptions ``msg`` is about (possibly none: e.g. an invalid-message error)."""
     if msg.channel:
         spec = find(msg.channel)

@@ -250,6 +250,13 @@ class Connection:
             self._close_wake_pipe()
         return not alive
 
+    def request_stop(self) -> None:
+        """Ask the I/O thread to close the socket (code 1000) and exit, without waiting for it
+        (any thread, even its own); :meth:`stop` joins it later."""
+        self._close_by = time.monotonic() + _CLOSE_WAIT
+        self._stop.set()
+        self._wake()
+
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -299,7 +306,10 @@ class Connection:
     def _run(self) -> None:
         backoff = self._backoff
         try:
+            gate = self._opt.dial_gate
             while not self._stop.is_set():
+                if gate is not None and not gate.wait_turn(self._stop):
+                    break
                 info = self._session()
                 self.connected.clear()
                 if info.was_open:
@@ -312,6 +322,8 @@ class Connection:
                     break
                 if info.retry_after is not None:  # the server asked for longer: honoured
                     delay = max(delay, min(info.retry_after, RETRY_AFTER_CAP))
+                if gate is not None and info.rate_limited:  # the penalty is per IP
+                    gate.hold_until(time.monotonic() + delay)
                 self._listener.on_retry(delay, backoff.attempts, info)
                 if self._stop.wait(delay):
                     break

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 from urllib.parse import urlsplit
 
+from ._dial_gate import DialGate
 from ._frame_reader import MIN_MAX_MESSAGE_SIZE
 from ._reconnect import ReconnectPolicy
 
@@ -42,6 +43,7 @@ class ConnectionOptions:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
     max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE
     fast_frames: bool = True  # False: every frame through the general parser (FrameReader)
+    dial_gate: Optional[DialGate] = None  # shared by a pool's connections (_dial_gate.py)
 
 
 def tls_options(

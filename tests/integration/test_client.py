@@ -12,7 +12,6 @@ from dydx_ws import (
     BlockHeightMessage,
     CandleResolution,
     CandlesMessage,
-    DydxWebSocketClient,
     ErrorEvent,
     MarketsMessage,
     OrderbookMessage,
@@ -287,18 +286,6 @@ def test_run_forever_returns_after_stop_from_another_thread(emulator: IndexerEmu
     client.run_forever()
     timer.join()
     assert sdk_threads() == []
-
-
-def test_the_per_connection_limit_raises_a_clear_error_before_sending() -> None:
-    client = DydxWebSocketClient(url="ws://127.0.0.1:1")  # never started: nothing is sent
-    for i in range(32):
-        client.subscribe_trades(f"T{i}-USD")
-    with pytest.raises(SubscriptionError, match=r"limit reached for v4_trades \(limit=32\)"):
-        client.subscribe_trades("T32-USD")
-    client.subscribe_orderbook("T32-USD")  # the limit is per channel
-    client.subscribe_block_height()
-    client.subscribe_block_height()  # the same topic again: shared, not a second subscription
-    client.stop()
 
 
 def test_sixty_subscriptions_are_restored_without_tripping_rate_limits(

@@ -9,8 +9,6 @@ from typing import Any, Dict, Optional
 
 import pytest
 
-from dydx_ws.engine._subscriptions import SubscriptionRegistry
-from dydx_ws.errors import SubscriptionError
 from dydx_ws.protocol._channels import (
     CHANNEL_TABLE,
     CHANNELS,
@@ -137,16 +135,6 @@ def test_limits_and_state_are_those_of_the_protocol() -> None:
     }
     assert {"v4_orderbook", "v4_markets", "v4_subaccounts", "v4_parent_subaccounts"} == STATEFUL
     assert all(spec.batched for spec in CHANNEL_TABLE.values())
-
-
-@pytest.mark.parametrize("name", ["v4_block_height", "v4_candles"])
-def test_the_registry_enforces_the_table_limit(name: str) -> None:
-    registry = SubscriptionRegistry()
-    limit = channel(name).limit
-    for i in range(limit):
-        registry.add(Topic(name, f"T{i}-USD/1MIN", False), None, {})
-    with pytest.raises(SubscriptionError, match=f"limit={limit}"):
-        registry.add(Topic(name, "X-USD/5MINS", False), None, {})
 
 
 @pytest.mark.parametrize("name", list(CASES))

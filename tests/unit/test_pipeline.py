@@ -83,7 +83,7 @@ class Stages:
 
     def subscribe(self, callback: Any, key: Any = BOOK) -> Subscription:
         topic = Topic(key[0], key[1], False)
-        handle, is_new = self.p.registry.add(topic, callback, {}, self.p.router.end_topic)
+        handle, is_new = self.p.registry.add(topic, callback, {}, self.p.connections.end_topic)
         assert is_new
         self.p.store.create(topic)
         return handle
@@ -98,7 +98,7 @@ class Stages:
 
     def close(self) -> None:
         assert self.p.pool.stop(10)
-        assert self.p.connection.stop(10)
+        assert self.p.connections.stop(10)
 
 
 @pytest.fixture
@@ -121,13 +121,13 @@ def test_a_snapshot_confirms_the_subscription_and_reaches_the_worker(stages: Sta
     assert handle.wait_subscribed(10)  # ... and the snapshot applied on the worker
     stages.drain()
     assert [m.is_snapshot for m in got] == [True]
-    assert stages.p.counters["frames"] == 1 and stages.p.router.per_channel["v4_orderbook"] == 1
+    assert stages.p.counts()["frames"] == 1 and stages.p.router.per_channel["v4_orderbook"] == 1
 
 
 def test_data_for_nobody_is_counted_and_reported(stages: Stages) -> None:
     stages.p.router.on_frame(update([["100", "1"]]))
     stages.drain()
-    assert stages.p.counters["unrouted"] == 1
+    assert stages.p.counts()["unrouted"] == 1
     assert [e.kind for e in stages.errors] == ["unrouted"]
 
 
@@ -136,7 +136,7 @@ def test_an_update_before_its_snapshot_is_not_applied(stages: Stages) -> None:
     stages.subscribe(got.append)
     stages.p.router.on_frame(update([["100", "1"]]))
     stages.drain()
-    assert got == [] and stages.p.counters["no_snapshot_drops"] == 1
+    assert got == [] and stages.p.counts()["no_snapshot_drops"] == 1
 
 
 def test_a_server_refusal_fails_the_subscription(stages: Stages) -> None:
@@ -144,7 +144,7 @@ def test_a_server_refusal_fails_the_subscription(stages: Stages) -> None:
     text = "Invalid subscribe message: unknown market BTC-USD"
     stages.p.router.on_frame(frame("error", message=text))  # with channel and id
     stages.drain()
-    assert stages.p.counters["server_errors"] == 1
+    assert stages.p.counts()["server_errors"] == 1
     assert handle.state is SubscriptionState.FAILED
     assert {e.kind for e in stages.errors} == {"server", "subscription"}
 
@@ -156,7 +156,7 @@ def test_an_undecodable_update_resubscribes_and_marks_the_book_stale(stages: Sta
     book = stages.p.store.books["BTC-USD"]
     assert not book.stale
     assert stages.p.router.on_frame(update([["NaN", "1"]])) is None
-    counters = stages.p.counters
+    counters = stages.p.counts()
     assert counters["decode_errors"] == 1 and counters["decode_resyncs"] == 1
     assert counters["resubscribes"] == 1 and counters["resyncs"] == 1
     assert counters["drift_repairs"] == 0
@@ -175,9 +175,9 @@ def test_an_overflow_drop_is_counted_reported_and_resubscribed() -> None:
             s.p.router.on_frame(update([[str(90 + i), "1"]]))
         release.set()
         s.drain()
-        assert s.p.counters["dropped"] >= 1
-        assert s.p.counters["resubscribes"] == 1  # later drops within 2 s are deferred
-        assert s.p.router.drops_by_key[BOOK] == s.p.counters["dropped"]
+        assert s.p.counts()["dropped"] >= 1
+        assert s.p.counts()["resubscribes"] == 1  # later drops within 2 s are deferred
+        assert s.p.connections.totals()["drops_by_key"][BOOK] == s.p.counts()["dropped"]
         assert "overflow" in {e.kind for e in s.errors}
     finally:
         s.close()
@@ -214,11 +214,11 @@ def test_a_raising_callback_is_isolated(stages: Stages) -> None:
 
     stages.subscribe(broken)
     topic = Topic(*BOOK, False)
-    stages.p.registry.add(topic, lambda m: calls.append("ok"), {}, stages.p.router.end_topic)
+    stages.p.registry.add(topic, lambda m: calls.append("ok"), {}, stages.p.connections.end_topic)
     stages.p.delivery(BOOK, decode_message(snapshot([["100", "1"]], [["101", "2"]])))
     stages.p.delivery(BOOK, decode_message(update([["100", "2"]])))
     assert calls == ["broken", "ok", "broken", "ok"]
-    assert stages.p.counters["callback_errors"] == 2
+    assert stages.p.counts()["callback_errors"] == 2
     assert stages.p.store.books["BTC-USD"].size_at(D(100)) == 2  # state kept going too
     stages.drain()
     assert [e.kind for e in stages.errors] == ["callback", "callback"]

@@ -10,7 +10,7 @@ import pytest
 from dydx_ws.engine._subscriptions import SubscriptionRegistry
 from dydx_ws.protocol._channels import Topic
 from dydx_ws.protocol._messages import ErrorMessage
-from dydx_ws.protocol._server_errors import ErrorAction, action_for, keys_of_error
+from dydx_ws.protocol._server_errors import ErrorAction, action_for, keys_of_error, limit_of
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def err(text: str, channel: Optional[str] = None, sid: Optional[str] = None) -> 
             ErrorAction.WAIT_FOR_CLOSE,
         ),
         ("Invalid subscription id for channel: (v4_trades-FOO-USD)", ErrorAction.FAIL),
-        ("Per-connection subscription limit reached for v4_trades (limit=32).", ErrorAction.FAIL),
+        ("Per-connection subscription limit reached for v4_trades (limit=32).", ErrorAction.MOVE),
     ],
 )
 def test_actions(text: str, action: ErrorAction) -> None:
@@ -132,9 +132,9 @@ PENALTY = (
 )
 
 
-def test_the_reconnect_penalty_is_charged_like_the_limit_error() -> None:
+def test_the_reconnect_penalty_is_attributed_like_the_limit_error() -> None:
     # Later server revisions close with 4008 after this text (docs/protocol.md §4.4): only the
-    # refused subscribe fails, not every pending subscription of the channel.
+    # refused subscribe moves, not every pending subscription of the channel.
     reg = SubscriptionRegistry()
     topics = [Topic("v4_candles", f"{t}-USD/1MIN", False) for t in ("BTC", "ETH", "SOL")]
     for topic in topics:
@@ -142,7 +142,21 @@ def test_the_reconnect_penalty_is_charged_like_the_limit_error() -> None:
         reg.note_sent(topic.key)
     assert len(reg.pending_of_channel("v4_candles")) == 3
     assert keys_of_error(err(PENALTY), reg) == [topics[2].key]
-    assert action_for(PENALTY) is ErrorAction.FAIL
+    assert action_for(PENALTY) is ErrorAction.MOVE
     reg.note_answered(topics[2].key)
     reg.note_sent(topics[0].key)  # a retry of the oldest is the last subscribe sent
     assert keys_of_error(err(PENALTY), reg) == [topics[0].key]
+
+
+@pytest.mark.parametrize(
+    "text, limit",
+    [
+        ("Per-connection subscription limit reached for v4_trades (limit=32).", 32),
+        (PENALTY, 2),
+        ("Per-connection subscription limit reached for v4_trades.", None),
+        ("Per-connection subscription limit reached for v4_trades (limit=abc).", None),
+    ],
+)
+def test_limit_of_reads_the_limit_the_server_names(text: str, limit: object) -> None:
+    assert limit_of(text) == limit
+    assert action_for(text) is ErrorAction.MOVE

@@ -11,8 +11,10 @@ def test_handles_share_a_topic_and_the_last_release_ends_it() -> None:
     released: List[Topic] = []
     reg = SubscriptionRegistry()
     topic = Topic("v4_trades", "BTC-USD", False)
-    first, new_first = reg.add(topic, None, {}, released.append)
-    second, new_second = reg.add(Topic("v4_trades", "BTC-USD", False), None, {}, released.append)
+    first, new_first = reg.add(topic, None, {}, lambda t, owner: released.append(t))
+    second, new_second = reg.add(
+        Topic("v4_trades", "BTC-USD", False), None, {}, lambda t, owner: released.append(t)
+    )
     assert (new_first, new_second) == (True, False)
     first.unsubscribe()
     assert released == [] and second.state is SubscriptionState.PENDING
@@ -30,7 +32,7 @@ def test_a_subscribe_waits_for_a_concurrent_last_release_to_finish() -> None:
     in_release = threading.Event()
     finish_release = threading.Event()
 
-    def on_last_release(topic: Topic) -> None:
+    def on_last_release(topic: Topic, owner: int) -> None:
         in_release.set()
         assert finish_release.wait(10)
         wire.append("unsubscribe")
