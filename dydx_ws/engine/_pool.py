@@ -137,8 +137,11 @@ class ConnectionPool:
         channel = topic.channel
         if self._fed:
             return self.primary
+        failed = self.gave_up()
+        if failed is not None:  # the client is done: a new subscription fails there at once
+            return failed
         for member in self.members.values():
-            if member is exclude or member.router.gave_up.is_set():
+            if member is exclude:
                 continue
             if member.counts.get(channel, 0) < self.limit(member, channel):
                 return member
