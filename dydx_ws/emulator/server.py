@@ -111,7 +111,9 @@ class IndexerEmulator:
     deterministic set (BTC-USD, ETH-USD, SOL-USD, … first). With more than
     ``markets_per_block`` (32) markets the quiet ones take turns trading, so a block stays
     cheap and every market still trades every few blocks. :meth:`list_market` and
-    :meth:`delist_market` change the listing while it runs. ``start()`` returns once both servers listen; ``stop()`` closes every client with 1012 and
+    :meth:`delist_market` change the listing while it runs.
+
+    ``start()`` returns once both servers listen; ``stop()`` closes every client with 1012 and
     joins the thread.  Extra keyword options are :class:`EmulatorConfig` fields (e.g.
     ``batch_interval``, ``snapshot_delay``, ``crossed_levels``, ``rest_port``, ``start_time``,
     ``fetch_latency``, ``heartbeat_close_timeout``, ``route_rate_limits``).  Bad arguments to its
