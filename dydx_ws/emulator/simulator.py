@@ -6,7 +6,11 @@ block height) in the order the real producers emit them.  The read methods (``or
 ``trades``, ``candles``, ``subaccount`` …) are the comlink truth the stream builds.  For a given
 seed and the same ``now`` values the output is identical.
 
-This module holds the block loop and the level faults; the parts are mixins: the crowd
+With many markets a block trades only ``markets_per_block`` of them (the first ones always,
+the quiet others in turns), so its cost stays bounded; ``list_market``/``delist_market`` change
+the listing between blocks.
+
+This module holds the block loop, the listing and the level faults; the parts are mixins: the crowd
 (:mod:`.crowd`), the demo account's trading (:mod:`.demo_trading`) and the comlink reads
 (:mod:`.views`), over the shared state of :mod:`.sim_base`.
 """
