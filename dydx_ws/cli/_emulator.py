@@ -1,8 +1,9 @@
 """``dydx-ws emulator``: run a local Indexer emulator until Ctrl-C and print its URLs.
 
-Bad arguments (a port out of range or in use, an invalid ticker, a block time that is not
-positive) and a missing ``emulator`` extra end the command with one line on stderr and exit 2,
-like the other commands.
+``--markets`` takes comma-separated tickers or a count (``--markets 300``: a mainnet-sized list).
+Bad arguments (a port out of range or in use, an invalid ticker, a market count out of 1-5000,
+a block time that is not positive) and a missing ``emulator`` extra end the command with one line
+on stderr and exit 2, like the other commands.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import argparse
 import re
 import sys
 import threading
-from typing import Any, List
+from typing import Any, List, Union
 
 EXIT_USAGE = 2
+MAX_MARKETS = 5000  # as dydx_ws.emulator.tickers (not imported: it needs no emulator extra)
 _TICKER = re.compile(r"^[A-Z0-9]+(?:,[A-Z0-9]+)?-[A-Z0-9]+$")
 MISSING_EXTRA = (
     "the emulator needs the 'emulator' extra (the websockets package): "
@@ -41,7 +43,14 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _markets(text: str) -> List[str]:
+def _markets(text: str) -> Union[int, List[str]]:
+    """``--markets``: a count (``300``: the emulator's mainnet-sized list) or comma-separated
+    tickers."""
+    if text.strip().isdigit():
+        count = int(text)
+        if not 1 <= count <= MAX_MARKETS:
+            raise argparse.ArgumentTypeError(f"a market count is 1-{MAX_MARKETS}, got {count}")
+        return count
     tickers = [m.strip() for m in text.split(",") if m.strip()]
     if not tickers:
         raise argparse.ArgumentTypeError("expected at least one ticker, e.g. BTC-USD")
@@ -79,8 +88,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--markets",
         type=_markets,
         default="BTC-USD,ETH-USD",
-        metavar="TICKERS",
-        help="comma-separated tickers",
+        metavar="TICKERS|N",
+        help="comma-separated tickers, or a count (e.g. 300: a mainnet-sized list)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the market simulator")
     parser.add_argument(

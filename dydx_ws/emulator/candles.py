@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Dict, List, Optional, Tuple
@@ -36,6 +37,10 @@ class Candle:
     starting_open_interest: Decimal
     mid_open: Optional[Decimal]
     mid_close: Optional[Decimal]
+
+    def copy(self) -> Candle:
+        """A copy that later trades do not change (for a message built later)."""
+        return copy.copy(self)
 
     def to_json(self) -> Dict[str, Any]:
         """Field order of comlink's candle response and ender's candle message."""

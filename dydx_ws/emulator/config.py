@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
+
+from .tickers import resolve_markets
 
 CHANNELS = (
     "v4_orderbook",
@@ -46,6 +48,7 @@ VERSIONS: Dict[str, str] = {
 class EmulatorConfig:
     """Knobs of :class:`~dydx_ws.emulator.IndexerEmulator` (times in seconds)."""
 
+    # a sequence of tickers, or a count (``300``: a mainnet-sized list, see tickers.py)
     markets: Tuple[str, ...] = ("BTC-USD", "ETH-USD")
     seed: int = 0
     host: str = "127.0.0.1"
@@ -58,6 +61,9 @@ class EmulatorConfig:
     book_levels: int = 60
     max_book_levels: int = 90
     activity: int = 8
+    # at most this many markets trade in one block: with more, the first 8 trade in every block
+    # and the others take turns at a quarter of the activity, so a block's cost stays bounded
+    markets_per_block: int = 32
     trading_interval: float = 30.0
     crossed_levels: bool = False
     silent_deletions: bool = False
@@ -68,6 +74,9 @@ class EmulatorConfig:
     heartbeat_timeout: float = 10.0
     batch_interval: float = 0.25
     snapshot_delay: float = 0.0
+    # seconds after list_market() during which socks still refuses subscribes to the new ticker
+    # (the real server validates against a market cache refreshed every 5 min: up to 300 s)
+    listing_delay: float = 0.0
     # socks answers a subscribe only after its initial REST fetch: the replies are asynchronous,
     # so a burst that trips the rate limit closes the socket before any of them is sent
     fetch_latency: float = 0.02
@@ -92,14 +101,25 @@ class EmulatorConfig:
     )
 
     def __post_init__(self) -> None:
-        """Bad settings raise ``ValueError`` here, not as a dead emulator thread later."""
-        if not self.markets or not all(isinstance(m, str) and m for m in self.markets):
+        """Bad settings raise ``ValueError`` here, not as a dead emulator thread later.
+
+        A market count becomes its ticker list, and a partial ``channel_limits`` keeps the
+        defaults of the channels it leaves out.
+        """
+        markets = resolve_markets(self.markets)
+        if not markets or not all(isinstance(m, str) and m for m in markets):
             raise ValueError("markets must be a non-empty sequence of tickers")
+        object.__setattr__(self, "markets", markets)
+        if not isinstance(self.channel_limits, Mapping):
+            raise ValueError(
+                f"channel_limits must be a dict of channel -> limit, got {self.channel_limits!r}"
+            )
         positive = ("block_time", "heartbeat_interval", "heartbeat_timeout", "batch_interval")
         for name in positive:
             _number(name, getattr(self, name), strict=True)
         for name in (
             "snapshot_delay",
+            "listing_delay",
             "fetch_latency",
             "close_timeout",
             "heartbeat_close_timeout",
@@ -107,15 +127,28 @@ class EmulatorConfig:
             "invalid_window",
         ):
             _number(name, getattr(self, name), strict=False)
-        for name in ("subscribe_points", "invalid_points", "api_limit", "orderbook_levels_limit"):
+        for name in (
+            "subscribe_points",
+            "invalid_points",
+            "api_limit",
+            "orderbook_levels_limit",
+            "markets_per_block",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         for channel, limit in self.channel_limits.items():
-            if channel not in CHANNELS or isinstance(limit, bool) or not isinstance(limit, int):
-                raise ValueError(f"channel_limits: bad entry {channel!r}: {limit!r}")
-            if limit < 1:
-                raise ValueError(f"channel_limits[{channel!r}] must be >= 1")
+            if channel not in CHANNELS:
+                raise ValueError(
+                    f"channel_limits: unknown channel {channel!r}; one of {', '.join(CHANNELS)}"
+                )
+            if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+                raise ValueError(
+                    f"channel_limits[{channel!r}] must be an integer >= 1, got {limit!r}"
+                )
+        object.__setattr__(
+            self, "channel_limits", {**DEFAULT_CHANNEL_LIMITS, **self.channel_limits}
+        )
         limits = dict(self.route_rate_limits)
         for name in ("rest_rate_limit", "candles_rate_limit"):
             value = getattr(self, name)

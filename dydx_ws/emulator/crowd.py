@@ -61,13 +61,18 @@ class CrowdSimulation(SimulatorBase):
         return price if price > 0 else None
 
     def _crowd(
-        self, state: MarketState, out: List[Publication], trades: List[Dict[str, Any]]
+        self,
+        state: MarketState,
+        activity: int,
+        out: List[Publication],
+        trades: List[Dict[str, Any]],
+        always_take: bool = False,
     ) -> None:
+        """One block of quoting, cancelling (``activity // 2`` to ``3 * activity // 2``
+        actions) and, with probability 0.6 (or ``always_take``), one taker."""
         rng = self.rng
         book = state.book
-        for _ in range(
-            rng.randint(max(1, self.config.activity // 2), self.config.activity * 3 // 2)
-        ):
+        for _ in range(rng.randint(max(1, activity // 2), activity * 3 // 2)):
             roll = rng.random()
             side = BIDS if rng.random() < 0.5 else ASKS
             if roll < 0.55:
@@ -94,7 +99,7 @@ class CrowdSimulation(SimulatorBase):
                 order = rng.choice(crowd)
                 amount = order.size if rng.random() < 0.7 else rng.randint(1, order.size)
                 out.append(self._level_pub(state, book.reduce(order.order_id, amount)))
-        if rng.random() < 0.6:
+        if always_take or rng.random() < 0.6:
             best_bid, best_ask = book.best(BIDS), book.best(ASKS)
             if best_ask is not None and best_ask < state.oracle_ticks:
                 taker_side = "BUY"

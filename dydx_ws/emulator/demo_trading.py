@@ -15,6 +15,7 @@ from .account import DemoOrder, Subaccount, stable_uuid
 from .book import ASKS, BIDS
 from .jsutil import dec_str, iso
 from .sim_base import (
+    ACTIVE,
     DEMO_SUBACCOUNTS,
     MAKER_FEE,
     TAKER_FEE,
@@ -29,15 +30,16 @@ class DemoTrading(SimulatorBase):
 
     def _demo(self, out: List[Publication], block_trades: Dict[str, List[Dict[str, Any]]]) -> None:
         rng = self.rng
-        tickers = list(self.markets)
+        tickers = list(block_trades)  # the markets trading in this block
         for sub in self.subaccounts.values():
             open_orders = [o for o in sub.orders.values() if o.status == "OPEN"]
             for order in open_orders:
-                if rng.random() < 0.04:
+                # orders of a delisted market stay as they are: nothing moves there any more
+                if rng.random() < 0.04 and self.markets[order.ticker].status == ACTIVE:
                     self._demo_cancel(sub, order, out)
-            if rng.random() < 0.15 and len(open_orders) < 4:
+            if rng.random() < 0.15 and len(open_orders) < 4 and tickers:
                 self._demo_place(sub, self.markets[rng.choice(tickers)], out)
-            if rng.random() < 0.05:
+            if rng.random() < 0.05 and tickers:
                 ticker = rng.choice(tickers)
                 self._demo_take(sub, self.markets[ticker], out, block_trades[ticker])
         if rng.random() < 0.03:

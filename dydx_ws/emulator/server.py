@@ -17,15 +17,30 @@ import threading
 import time
 import weakref
 from types import TracebackType
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Sequence, Tuple, Type, TypeVar
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
 
 from websockets.asyncio.server import Server, serve
 
 from ..network import Network
-from .config import CHANNELS, DEFAULT_CHANNEL_LIMITS, EmulatorConfig
+from .config import CHANNELS, EmulatorConfig
 from .httpd import HttpServer, RestRateLimiter
+from .markets import is_ticker
 from .rest import Comlink
+from .sim_base import INACTIVE_STATUSES
 from .simulator import MarketSimulator
+from .tickers import resolve_markets
 from .ws import Socks
 
 log = logging.getLogger("dydx_ws.emulator.server")
@@ -92,6 +107,12 @@ def _close_code(code: Optional[int], reason: str) -> None:
 class IndexerEmulator:
     """A local dYdX v4 Indexer (socks + comlink subset) with a seeded market simulator.
 
+    ``markets`` is a sequence of tickers or a count: ``markets=300`` lists a mainnet-sized,
+    deterministic set (BTC-USD, ETH-USD, SOL-USD, … first). With more than
+    ``markets_per_block`` (32) markets the quiet ones take turns trading, so a block stays
+    cheap and every market still trades every few blocks. :meth:`list_market` and
+    :meth:`delist_market` change the listing while it runs.
+
     ``start()`` returns once both servers listen; ``stop()`` closes every client with 1012 and
     joins the thread.  Extra keyword options are :class:`EmulatorConfig` fields (e.g.
     ``batch_interval``, ``snapshot_delay``, ``crossed_levels``, ``rest_port``, ``start_time``,
@@ -102,7 +123,7 @@ class IndexerEmulator:
 
     def __init__(
         self,
-        markets: Sequence[str] = ("BTC-USD", "ETH-USD"),
+        markets: Union[int, Sequence[str]] = ("BTC-USD", "ETH-USD"),
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -111,11 +132,9 @@ class IndexerEmulator:
         heartbeat_timeout: float = 10.0,
         **options: Any,
     ) -> None:
-        if "channel_limits" in options:
-            options["channel_limits"] = {**DEFAULT_CHANNEL_LIMITS, **options["channel_limits"]}
         self.config = dataclasses.replace(
             EmulatorConfig(),
-            markets=tuple(markets),
+            markets=resolve_markets(markets),
             seed=seed,
             host=host,
             port=port,
@@ -385,7 +404,62 @@ class IndexerEmulator:
 
     @property
     def markets(self) -> Tuple[str, ...]:
-        return self.config.markets
+        """Every listed ticker in listing order, delisted ones included."""
+        return self.sim.tickers
+
+    @property
+    def active_markets(self) -> Tuple[str, ...]:
+        """The tickers that trade (status ACTIVE), in listing order."""
+        return self.sim.active_tickers
+
+    # ----- listing ----------------------------------------------------------------------------
+
+    def list_market(self, ticker: str) -> None:
+        """List a new ACTIVE market now: it shows in REST at once, ``v4_markets`` subscribers get
+        its full trading object (as ender publishes on creation), and it then trades and has a
+        book like the others. Subscribes to it are refused with ``Invalid subscription id for
+        channel: (…)`` for ``listing_delay`` seconds (socks' market cache lags; up to 300 s on
+        the real server). A bad ticker, or one already listed, raises ``ValueError``."""
+        if not isinstance(ticker, str) or not is_ticker(ticker):
+            raise ValueError(f"not a perpetual ticker: {ticker!r}; tickers look like BTC-USD")
+
+        def do() -> None:
+            known_at = time.monotonic() + self.config.listing_delay
+            pub = self.sim.list_market(ticker, known_at)
+            if self._socks is not None:
+                self._socks.publish(pub)
+
+        self._apply(do)
+
+    def delist_market(self, ticker: str, status: str = "FINAL_SETTLEMENT") -> None:
+        """Give a market a status other than ACTIVE (``FINAL_SETTLEMENT``, ``PAUSED``,
+        ``CANCEL_ONLY``, ``POST_ONLY`` or ``INITIALIZING``): ``v4_markets`` subscribers get its
+        trading object with that status, REST shows it, and the market stops trading (no more
+        trades, book or candle updates; book and history stay readable). Subscriptions to it
+        stay open and go quiet, and new subscribes still succeed, as on the real server (its
+        market cache keeps such markets). An unknown ticker, a bad status or the status the
+        market already has raises ``ValueError``."""
+        if not isinstance(ticker, str):
+            raise ValueError(f"ticker must be a str, got {ticker!r}")
+        if status not in INACTIVE_STATUSES:
+            raise ValueError(
+                f"status must be one of {', '.join(INACTIVE_STATUSES)}, got {status!r}"
+            )
+
+        def do() -> None:
+            pub = self.sim.delist_market(ticker, status)
+            if self._socks is not None:
+                self._socks.publish(pub)
+
+        self._apply(do)
+
+    def _apply(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the loop, or right here (under the lock) if the emulator is not
+        running; its ``ValueError`` reaches the caller either way."""
+        with self._lock:
+            if self._thread is None:
+                return fn()
+        return self._call(fn)
 
     # ----- market simulation control ----------------------------------------------------------
 
@@ -568,9 +642,11 @@ class IndexerEmulator:
 
     def _market_side(self, ticker: Optional[str], side: Optional[str]) -> str:
         """A fault's market (default: the first) and side, checked: ValueError if unknown."""
-        market = ticker or self.config.markets[0]
-        if market not in self.config.markets:
-            raise ValueError(f"unknown market {market!r}; one of {', '.join(self.config.markets)}")
+        tickers = self.sim.tickers
+        market = ticker or tickers[0]
+        if market not in self.sim.markets:
+            listed = ", ".join(tickers[:10]) + (", …" if len(tickers) > 10 else "")
+            raise ValueError(f"unknown market {market!r}; one of {listed}")
         if side not in (None, "bids", "asks"):
             raise ValueError(f"side must be 'bids', 'asks' or None, got {side!r}")
         return market

@@ -12,7 +12,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from .account import DemoOrder, Subaccount
 from .book import LevelChange, OrderBook
@@ -23,19 +23,60 @@ from .markets import MarketSpec
 START_HEIGHT = 12_000_000
 WARMUP_SPACING = 3.0
 MAX_TRADES = 5000
+TRADE_BUDGET = 200_000  # trades kept over all markets: many markets keep fewer each
+
+
+def trade_history_cap(markets: int) -> int:
+    """Trades kept per market when there are ``markets``: 5000, down to 100 for thousands."""
+    return min(MAX_TRADES, max(100, TRADE_BUDGET // max(1, markets)))
+
+
 DEMO_SUBACCOUNTS = (0, 128)
+ACTIVE = "ACTIVE"
+# the PerpetualMarketStatus values other than ACTIVE; the emulator stops all trading in each
+INACTIVE_STATUSES = ("PAUSED", "CANCEL_ONLY", "POST_ONLY", "INITIALIZING", "FINAL_SETTLEMENT")
+HOT_MARKETS = 8  # with more markets than markets_per_block, the first ones trade every block
 TAKER_FEE = Decimal("0.0005")
 MAKER_FEE = Decimal("0.0002")
 
 
-@dataclass
 class Publication:
-    """One message a producer puts on a websocket topic (the socks side adds the envelope)."""
+    """One message a producer puts on a websocket topic (the socks side adds the envelope).
 
-    channel: str
-    id: str
-    contents: Dict[str, Any]
-    subaccount_number: Optional[int] = None
+    ``contents`` is given, or built on first read by ``make`` (from values that no longer
+    change): socks reads it only for a topic someone subscribes to, so the many messages of
+    topics nobody follows cost no formatting.
+    """
+
+    __slots__ = ("_contents", "_make", "channel", "id", "subaccount_number")
+
+    def __init__(
+        self,
+        channel: str,
+        id: str,
+        contents: Optional[Dict[str, Any]] = None,
+        subaccount_number: Optional[int] = None,
+        *,
+        make: Optional[Callable[[], Dict[str, Any]]] = None,
+    ) -> None:
+        if (contents is None) == (make is None):
+            raise ValueError("give exactly one of contents and make")
+        self.channel = channel
+        self.id = id
+        self.subaccount_number = subaccount_number
+        self._contents = contents
+        self._make = make
+
+    @property
+    def contents(self) -> Dict[str, Any]:
+        if self._contents is None:
+            assert self._make is not None
+            self._contents = self._make()
+            self._make = None
+        return self._contents
+
+    def __repr__(self) -> str:
+        return f"Publication({self.channel!r}, {self.id!r}, {self.contents!r})"
 
 
 def trade_update(rest_trade: Dict[str, Any]) -> Dict[str, Any]:
@@ -60,6 +101,9 @@ class MarketState:
     next_funding_rate: Decimal = Decimal(0)
     sent_trading: Dict[str, Any] = field(default_factory=dict)
     oracle_changed: bool = True
+    status: str = "ACTIVE"
+    # time.monotonic() from which socks' market cache knows the ticker (list_market's delay)
+    known_at: float = 0.0
 
 
 @dataclass
@@ -84,6 +128,7 @@ class SimulatorBase:
     height: int
     time: float
     markets: Dict[str, MarketState]
+    active: List[MarketState]
     subaccounts: Dict[int, Subaccount]
     crossed_levels: bool
     silent_deletions: bool
@@ -101,7 +146,7 @@ class SimulatorBase:
         side, price, size = change
         spec = state.spec
         return Publication(
-            "v4_orderbook", spec.ticker, {side: [[spec.price(price), spec.size(size)]]}
+            "v4_orderbook", spec.ticker, make=lambda: {side: [[spec.price(price), spec.size(size)]]}
         )
 
     def oracle(self) -> Dict[str, Decimal]:

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .account import DemoOrder, Subaccount
 from .jsutil import dec_str
-from .sim_base import MarketState, SimulatorBase
+from .sim_base import ACTIVE, MarketState, SimulatorBase
 
 
 class ComlinkViews(SimulatorBase):
@@ -36,6 +36,8 @@ class ComlinkViews(SimulatorBase):
         """Roll each market's funding rate, then publish only the fields that changed."""
         diff: Dict[str, Any] = {}
         for ticker, state in self.markets.items():
+            if state.status != ACTIVE:  # no funding, no volume: nothing changes any more
+                continue
             state.next_funding_rate = Decimal(self.rng.randint(-50, 50)).scaleb(-8)
             fields = self._trading_fields(state)
             changed = {k: v for k, v in fields.items() if state.sent_trading.get(k) != v}
@@ -54,7 +56,7 @@ class ComlinkViews(SimulatorBase):
         return {
             "clobPairId": str(spec.clob_pair_id),
             "ticker": ticker,
-            "status": "ACTIVE",
+            "status": state.status,
             "oraclePrice": spec.price(state.oracle_ticks),
             "priceChange24H": trading["priceChange24H"],
             "volume24H": trading["volume24H"],
@@ -72,6 +74,38 @@ class ComlinkViews(SimulatorBase):
             "marketType": spec.market_type,
             "openInterestLowerCap": "0" if spec.market_type == "CROSS" else "500000",
             "openInterestUpperCap": "0" if spec.market_type == "CROSS" else "1000000",
+            "baseOpenInterest": trading["baseOpenInterest"],
+            "defaultFundingRate1H": "0",
+        }
+
+    def trading_object(self, ticker: str) -> Dict[str, Any]:
+        """ender's full ``TradingPerpetualMarketMessage`` (wire key order), as it publishes on
+        ``v4_markets`` when a market is created or its status changes."""
+        state = self.markets[ticker]
+        spec = state.spec
+        trading = self._trading_fields(state)
+        return {
+            "id": str(spec.clob_pair_id),
+            "clobPairId": str(spec.clob_pair_id),
+            "ticker": ticker,
+            "marketId": spec.clob_pair_id,
+            "status": state.status,
+            "quantumConversionExponent": spec.quantum_conversion_exponent,
+            "atomicResolution": spec.atomic_resolution,
+            "subticksPerTick": spec.subticks_per_tick,
+            "stepBaseQuantums": spec.step_base_quantums,
+            "marketType": spec.market_type,
+            "initialMarginFraction": spec.initial_margin_fraction,
+            "maintenanceMarginFraction": spec.maintenance_margin_fraction,
+            "openInterestLowerCap": "0" if spec.market_type == "CROSS" else "500000",
+            "openInterestUpperCap": "0" if spec.market_type == "CROSS" else "1000000",
+            "tickSize": spec.tick_size,
+            "stepSize": spec.step_size,
+            "priceChange24H": trading["priceChange24H"],
+            "volume24H": trading["volume24H"],
+            "trades24H": trading["trades24H"],
+            "nextFundingRate": trading["nextFundingRate"],
+            "openInterest": trading["openInterest"],
             "baseOpenInterest": trading["baseOpenInterest"],
             "defaultFundingRate1H": "0",
         }

@@ -322,16 +322,20 @@ class Socks:
         else:
             self._subscribe(conn, channel, raw_id, truthy(msg.get("batched", UNDEFINED)))
 
+    def _known_ticker(self, ticker: str) -> bool:
+        """In socks' market cache: listed (delisted ones stay), and past ``listing_delay``."""
+        state = self.comlink.sim.markets.get(ticker)
+        return state is not None and (state.known_at <= 0 or state.known_at <= time.monotonic())
+
     def _valid_id(self, channel: str, raw_id: Any) -> bool:
-        markets = self.comlink.sim.markets
         if channel in (MARKETS, BLOCK_HEIGHT):
             return True
         sub_id: str = raw_id
         if channel in ("v4_trades", "v4_orderbook"):
-            return sub_id in markets
+            return self._known_ticker(sub_id)
         if channel == "v4_candles":
             parts = sub_id.split("/")
-            return len(parts) >= 2 and parts[0] in markets and parts[1] in RESOLUTIONS
+            return len(parts) >= 2 and self._known_ticker(parts[0]) and parts[1] in RESOLUTIONS
         parts = sub_id.split("/")
         if len(parts) != 2:
             return False

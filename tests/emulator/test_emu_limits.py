@@ -9,7 +9,8 @@ from typing import Any, Callable, Dict, List
 import pytest
 import websocket
 
-from dydx_ws.emulator import IndexerEmulator
+from dydx_ws.emulator import EmulatorConfig, IndexerEmulator
+from dydx_ws.emulator.config import DEFAULT_CHANNEL_LIMITS
 from dydx_ws.emulator.ratelimit import FixedWindowLimiter
 from tests.helpers.raw_ws import Raw
 
@@ -227,3 +228,77 @@ def test_limiter_is_a_fixed_window_and_prunes_expired_keys() -> None:
     now[0] = 5.0
     limiter.hit("fresh")
     assert len(limiter) == 1  # every expired window was dropped
+
+
+def test_partial_channel_limits_keep_the_other_defaults() -> None:
+    emu = IndexerEmulator(channel_limits={"v4_orderbook": 2})
+    assert emu.config.channel_limits == {**DEFAULT_CHANNEL_LIMITS, "v4_orderbook": 2}
+    config = EmulatorConfig(channel_limits={"v4_trades": 1})
+    assert config.channel_limits["v4_subaccounts"] == 256
+    assert config.channel_limits["v4_block_height"] == 1
+    assert config.channel_limits["v4_trades"] == 1
+    assert EmulatorConfig().channel_limits == DEFAULT_CHANNEL_LIMITS
+
+
+@pytest.mark.parametrize(
+    ("limits", "text"),
+    [
+        ({"v4_foo": 2}, "channel_limits: unknown channel 'v4_foo'; one of v4_orderbook"),
+        ({"v4_trades": 0}, "channel_limits['v4_trades'] must be an integer >= 1, got 0"),
+        ({"v4_trades": True}, "must be an integer >= 1, got True"),
+        ({"v4_trades": "3"}, "must be an integer >= 1, got '3'"),
+        ([("v4_trades", 3)], "channel_limits must be a dict of channel -> limit"),
+    ],
+)
+def test_bad_channel_limits_raise(limits: Any, text: str) -> None:
+    with pytest.raises(ValueError) as info:
+        IndexerEmulator(channel_limits=limits)
+    assert text in str(info.value)
+
+
+def test_limit_counts_registered_and_in_flight_subscribes_of_the_connection(
+    make_emu: Callable[..., IndexerEmulator], raw_clients: Callable[[str], Raw]
+) -> None:
+    """socks' per-connection counter: +1 at every subscribe, -1 when it fails (any row of
+    §2.4) or is unsubscribed; over the limit -> the error (no ``channel``/``id``), no close."""
+    emu = make_emu(channel_limits={"v4_orderbook": 3})
+    emu.list_market("SOL-USD")
+    emu.list_market("AVAX-USD")
+    raw = raw_clients(emu.ws_url)
+    raw.connected()
+    limit_text = "Per-connection subscription limit reached for v4_orderbook (limit=3)."
+
+    def reply(sub_id: str) -> Dict[str, Any]:
+        raw.send({"type": "subscribe", "channel": "v4_orderbook", "id": sub_id})
+        (message,) = drain_types(raw, 1)
+        return message
+
+    assert reply("NOPE-USD")["message"] == (
+        "Invalid subscription id for channel: (v4_orderbook-NOPE-USD)"
+    )
+    emu.fail_subscriptions(1)
+    assert reply("BTC-USD")["message"].startswith("Internal error, could not fetch data")
+    assert reply("BTC-USD")["type"] == "subscribed"
+    assert reply("ETH-USD")["type"] == "subscribed"
+    duplicate = reply("ETH-USD")  # counted while in flight, then given back
+    assert duplicate["message"] == (
+        "Invalid subscribe message: already subscribed (v4_orderbook-ETH-USD)"
+    )
+    assert reply("SOL-USD")["type"] == "subscribed"  # the failures left no count behind
+    refused = reply("AVAX-USD")
+    assert refused["message"] == limit_text
+    assert set(refused) == {"type", "message", "connection_id", "message_id"}
+    # at the limit a duplicate is counted first, so it gets the limit error (as in socks)
+    assert reply("BTC-USD")["message"] == limit_text
+    raw.send({"type": "unsubscribe", "channel": "v4_orderbook", "id": "ETH-USD"})
+    assert drain_types(raw, 1)[0]["type"] == "unsubscribed"
+    assert reply("AVAX-USD")["type"] == "subscribed"  # the unsubscribe freed a place
+    # refused before the rate limiter (row 9 before row 10): this third ETH-USD attempt within
+    # the second is only refused, not rate limited
+    assert reply("ETH-USD")["message"] == limit_text
+    other = raw_clients(emu.ws_url)  # the count is per connection
+    other.connected()
+    other.send({"type": "subscribe", "channel": "v4_orderbook", "id": "ETH-USD"})
+    assert other.recv_type("subscribed", channel="v4_orderbook")["id"] == "ETH-USD"
+    raw.recv_type("channel_data", channel="v4_orderbook")  # still open and streaming
+    assert emu.connection_count() == 2
