@@ -7,10 +7,18 @@ worker pool that runs your callbacks. See README.md for the architecture and gua
 
 from . import history
 from .client import DydxWebSocketClient
+from .engine._groups import ALL_MARKETS, SubscriptionGroup
 from .engine._subscriptions import Subscription, SubscriptionState
 from .engine._worker_pool import OverflowPolicy
 from .errors import DecodeError, DydxConnectionError, DydxWsError, RestError, SubscriptionError
-from .events import ConnectedEvent, DisconnectedEvent, ErrorEvent, ReconnectedEvent, ResyncEvent
+from .events import (
+    ConnectedEvent,
+    DisconnectedEvent,
+    ErrorEvent,
+    GroupEvent,
+    ReconnectedEvent,
+    ResyncEvent,
+)
 from .models import CandleResolution
 from .network import Network
 from .protocol._decode import decode_message
@@ -40,6 +48,7 @@ from .transport._reconnect import ReconnectPolicy
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALL_MARKETS",
     "BlockHeightMessage",
     "CandleResolution",
     "CandlesMessage",
@@ -52,6 +61,7 @@ __all__ = [
     "DydxWsError",
     "ErrorEvent",
     "ErrorMessage",
+    "GroupEvent",
     "IndexerRestClient",
     "MarketsMessage",
     "Message",
@@ -68,6 +78,7 @@ __all__ = [
     "SubaccountMessage",
     "Subscription",
     "SubscriptionError",
+    "SubscriptionGroup",
     "SubscriptionState",
     "TradesMessage",
     "UnknownMessage",

@@ -25,11 +25,25 @@ import logging
 import threading
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Type, Union
+from typing import (
+    AbstractSet,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+    overload,
+)
 
 from ._route_limits import DEFAULT_ROUTE_LIMITS
 from ._shutdown import forget, remember
 from .engine._cpu_placement import CpuSpec, parse_cpus, pin_threads
+from .engine._groups import AllMarkets, SubscriptionGroup
 from .engine._pipeline import NOT_STARTED, Pipeline
 from .engine._pool import DEFAULT_GRACE
 from .engine._subscriptions import Callback, Key, Subscription
@@ -85,6 +99,9 @@ from .transport._reconnect import ReconnectPolicy
 __all__ = ["DydxWebSocketClient"]
 
 log = logging.getLogger("dydx_ws.client")
+
+#: Several markets: a list (tuple, set) of tickers, or ALL_MARKETS.
+Markets = Union[AllMarkets, List[str], Tuple[str, ...], AbstractSet[str]]
 
 _WAIT_SLICE = 0.1  # seconds: how often a wait looks whether the client stopped or gave up
 
@@ -458,6 +475,7 @@ class DydxWebSocketClient:
         return self._events.add(event, callback)
 
     # -- subscriptions --------------------------------------------------------------------------
+    @overload
     def subscribe_trades(
         self,
         ticker: str,
@@ -465,12 +483,38 @@ class DydxWebSocketClient:
         *,
         batched: Optional[bool] = None,
         backfill: bool = False,
-    ) -> Subscription:
-        """Public trades of one market (``v4_trades``).
+    ) -> Subscription: ...
+
+    @overload
+    def subscribe_trades(
+        self,
+        ticker: Markets,
+        callback: Optional[Callable[[TradesMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
+        backfill: bool = False,
+    ) -> SubscriptionGroup: ...
+
+    def subscribe_trades(
+        self,
+        ticker: Union[str, Markets],
+        callback: Optional[Callable[[TradesMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
+        backfill: bool = False,
+    ) -> Union[Subscription, SubscriptionGroup]:
+        """Public trades of one market (``v4_trades``), or of several (a list of tickers, or
+        ``ALL_MARKETS``: a :class:`SubscriptionGroup`).
 
         ``backfill=True``: after a gap (reconnect or resync) the trades the stream missed are
         delivered first, oldest first and deduplicated, as a message with ``backfilled=True``.
         """
+        if not isinstance(ticker, str):
+            return self._group(
+                TRADES,
+                ticker,
+                lambda t: self.subscribe_trades(t, callback, batched=batched, backfill=backfill),
+            )
         ticker = validate_ticker(ticker)
         params = {"ticker": ticker, "backfill": bool(backfill)}
         handle = self._subscribe(TRADES, _untyped(callback), batched, params)
@@ -479,19 +523,43 @@ class DydxWebSocketClient:
                 self._state.add_backfill(handle.key, ticker, self._background_rest)
         return handle
 
+    @overload
     def subscribe_orderbook(
         self,
         ticker: str,
         callback: Optional[Callable[[OrderbookMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
-    ) -> Subscription:
-        """The order book of one market; ``message.book`` / ``order_book(ticker)`` is the local
-        book after each frame."""
+    ) -> Subscription: ...
+
+    @overload
+    def subscribe_orderbook(
+        self,
+        ticker: Markets,
+        callback: Optional[Callable[[OrderbookMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
+    ) -> SubscriptionGroup: ...
+
+    def subscribe_orderbook(
+        self,
+        ticker: Union[str, Markets],
+        callback: Optional[Callable[[OrderbookMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
+    ) -> Union[Subscription, SubscriptionGroup]:
+        """The order book of one market (or of several: a list of tickers, or ``ALL_MARKETS``,
+        give a :class:`SubscriptionGroup`); ``message.book`` / ``order_book(ticker)`` is the
+        local book after each frame."""
+        if not isinstance(ticker, str):
+            return self._group(
+                ORDERBOOK, ticker, lambda t: self.subscribe_orderbook(t, callback, batched=batched)
+            )
         ticker = validate_ticker(ticker)
         params = {"ticker": ticker}
         return self._subscribe(ORDERBOOK, _untyped(callback), batched, params)
 
+    @overload
     def subscribe_candles(
         self,
         ticker: str,
@@ -499,12 +567,55 @@ class DydxWebSocketClient:
         callback: Optional[Callable[[CandlesMessage], Any]] = None,
         *,
         batched: Optional[bool] = None,
-    ) -> Subscription:
-        """Candles of one market and resolution (a :class:`CandleResolution` or ``"1MIN"``...)."""
-        ticker = validate_ticker(ticker)
+    ) -> Subscription: ...
+
+    @overload
+    def subscribe_candles(
+        self,
+        ticker: Markets,
+        resolution: Any,
+        callback: Optional[Callable[[CandlesMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
+    ) -> SubscriptionGroup: ...
+
+    def subscribe_candles(
+        self,
+        ticker: Union[str, Markets],
+        resolution: Any,
+        callback: Optional[Callable[[CandlesMessage], Any]] = None,
+        *,
+        batched: Optional[bool] = None,
+    ) -> Union[Subscription, SubscriptionGroup]:
+        """Candles of one market (or of several: a list, or ``ALL_MARKETS``, give a
+        :class:`SubscriptionGroup`) and resolution (a :class:`CandleResolution` or
+        ``"1MIN"``...)."""
         res = validate_resolution(resolution)
+        if not isinstance(ticker, str):
+            return self._group(
+                CANDLES, ticker, lambda t: self.subscribe_candles(t, res, callback, batched=batched)
+            )
+        ticker = validate_ticker(ticker)
         params = {"ticker": ticker, "resolution": res}
         return self._subscribe(CANDLES, _untyped(callback), batched, params)
+
+    def _group(
+        self, name: str, tickers: Markets, subscribe: Callable[[str], Subscription]
+    ) -> SubscriptionGroup:
+        """A :class:`SubscriptionGroup` of ``subscribe(ticker)`` for a list or ALL_MARKETS."""
+        emit = lambda event: self._emitter.emit("group", event)  # noqa: E731
+        if isinstance(tickers, AllMarkets):
+            follow = lambda on_markets: self.subscribe_markets(on_markets)  # noqa: E731
+            return SubscriptionGroup(name, subscribe, emit, follow=follow)
+        if isinstance(tickers, (bytes, bytearray)) or not isinstance(tickers, Iterable):
+            raise ValueError(
+                f"ticker must be a ticker such as 'BTC-USD', a list of tickers or ALL_MARKETS, "
+                f"got {tickers!r}"
+            )
+        checked = list(dict.fromkeys(validate_ticker(t) for t in tickers))
+        if not checked:
+            raise ValueError("an empty list of tickers subscribes to nothing")
+        return SubscriptionGroup(name, subscribe, emit, tickers=checked)
 
     def subscribe_markets(
         self,

@@ -23,13 +23,14 @@ __all__ = [
     "Emitter",
     "ErrorEvent",
     "EventHub",
+    "GroupEvent",
     "ReconnectedEvent",
 ]
 
 log = logging.getLogger("dydx_ws.events")
 
 Key = Tuple[str, Optional[str]]
-EVENTS = ("connected", "disconnected", "reconnected", "error", "resync")
+EVENTS = ("connected", "disconnected", "reconnected", "error", "resync", "group")
 MAX_PENDING_EVENTS = 1000  # events waiting for their callbacks
 RAW_EXCERPT = 512  # characters or bytes of a frame an error event keeps
 
@@ -105,6 +106,18 @@ class ResyncEvent:
     differences: int
     detail: List[Tuple[Any, ...]]
     reason: str = "drift"
+
+
+@dataclass(frozen=True)
+class GroupEvent:
+    """A market joined (``joined``) or left a :class:`~dydx_ws.SubscriptionGroup` that follows
+    the markets (``ALL_MARKETS``): ``reason`` is ``"listed"``, ``"retried"`` (refused before,
+    subscribed again), ``"status FINAL_SETTLEMENT"`` or ``"not in the markets list"``."""
+
+    channel: str
+    ticker: str
+    joined: bool
+    reason: str
 
 
 class EventHub:

@@ -513,12 +513,18 @@ class IndexerEmulator:
 
     # ----- faults -----------------------------------------------------------------------------
 
-    def drop_connections(self, code: Optional[int] = 1011, reason: str = "") -> int:
-        """Close every client socket now with a close frame of ``code``; ``None`` or 1006
+    def drop_connections(
+        self, code: Optional[int] = 1011, reason: str = "", connection_id: Optional[str] = None
+    ) -> int:
+        """Close every client socket (or only the one of ``connection_id``, as its
+        ``connected`` frame named it) now with a close frame of ``code``; ``None`` or 1006
         ("closed without a close frame") aborts TCP. A code no close frame may carry (1005,
-        1015, 1004, out of range) or a reason over 123 bytes raises ``ValueError``."""
+        1015, 1004, out of range) or a reason over 123 bytes raises ``ValueError``; returns
+        how many were closed."""
         _close_code(code, reason)
-        return self._await(lambda: self.socks.drop(code, reason))
+        if connection_id is not None and not isinstance(connection_id, str):
+            raise ValueError(f"connection_id must be a string, got {connection_id!r}")
+        return self._await(lambda: self.socks.drop(code, reason, connection_id))
 
     def stop_publishing(self, channel: str, id: Optional[str] = None) -> int:
         """The server's silent stop: the current subscriptions of ``channel`` (``id``: only that

@@ -639,10 +639,13 @@ class Socks:
             if conn.closing or conn.ws.state is State.CLOSING:
                 conn.ws.transport.abort()
 
-    async def drop(self, code: Optional[int], reason: str) -> int:
-        """Close every connection; returns once the close frames are written (or TCP aborted).
-        ``code`` None or 1006 ("closed without a close frame") aborts TCP."""
-        conns = list(self.conns.values())
+    async def drop(
+        self, code: Optional[int], reason: str, connection_id: Optional[str] = None
+    ) -> int:
+        """Close every connection (or the one of ``connection_id``); returns once the close
+        frames are written (or TCP aborted). ``code`` None or 1006 ("closed without a close
+        frame") aborts TCP."""
+        conns = [c for c in self.conns.values() if connection_id in (None, c.id)]
         for conn in conns:
             conn.closing = True
             conn.queue.clear()
