@@ -291,7 +291,9 @@ class DydxWebSocketClient:
             log.info("connecting to %s", self.network.ws_url)
         self._engine.start(connect=connect)
         if self._cpus is not None:
-            pin_threads(self._cpus, self._engine.threads())
+            cpus = self._cpus
+            pin_threads(cpus, self._engine.threads())
+            self._connections.on_start = lambda thread: pin_threads(cpus, [thread])
         return self
 
     def feed(

@@ -119,6 +119,8 @@ class ConnectionPool:
         self._fed = False  # started without a connection: every subscription on the first
         self.frame_taps: Tuple[Callable[[Any, float], None], ...] = ()
         self.decoded_taps: Tuple[DecodedTap, ...] = ()
+        #: Called with each connection's I/O thread once started (fixed ``cpu_affinity``).
+        self.on_start: Optional[Callable[[Optional[threading.Thread]], None]] = None
         self.moves = 0
         self.opened = 0
         self.closed = 0
@@ -207,6 +209,8 @@ class ConnectionPool:
         if self._started and not self._fed:
             log.info("opening connection %d (subscriptions past the limits of the others)", index)
             connection.start(router)
+            if self.on_start is not None:
+                self.on_start(connection.thread)
         return member
 
     def start(self, *, connect: bool) -> None:
