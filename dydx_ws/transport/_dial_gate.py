@@ -22,18 +22,24 @@ class DialGate:
         self._spacing = spacing
         self._lock = threading.Lock()
         self._next = 0.0  # time.monotonic() of the next free turn
+        self._hold = 0.0  # no dial before this (a 429)
         self.penalties = 0  # 429s seen by the pool
 
     def wait_turn(self, stop: threading.Event) -> bool:
-        """Block until this dial may start; False if ``stop`` was set meanwhile."""
-        with self._lock:
-            now = time.monotonic()
-            turn = max(now, self._next)
-            self._next = turn + self._spacing
-        return not stop.wait(max(0.0, turn - now)) if turn > now else not stop.is_set()
+        """Block until this dial may start; False if ``stop`` was set meanwhile. A turn is taken
+        only when it is due, so a 429 seen while waiting still holds this dial back."""
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                due = max(self._next, self._hold)
+                if due <= now:
+                    self._next = now + self._spacing
+                    return not stop.is_set()
+            if stop.wait(due - now):
+                return False
 
     def hold_until(self, until: float) -> None:
         """A 429: no connection of the pool dials before ``until`` (time.monotonic())."""
         with self._lock:
             self.penalties += 1
-            self._next = max(self._next, until)
+            self._hold = max(self._hold, until)
