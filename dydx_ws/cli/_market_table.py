@@ -219,6 +219,9 @@ class MarketTable:
     def json(self, limit: Optional[int] = None) -> Dict[str, Any]:
         rows = self.rows()
         shown = rows if limit is None else rows[:limit]
+        for row in shown:
+            if row.get("age") is not None:
+                row["age"] = round(row["age"], 3)
         return {
             "channel": self.channel,
             "total": len(rows),

@@ -58,18 +58,20 @@ def run(args: argparse.Namespace) -> int:
     channel = common.channel_name(args.channel)
     resolution = _resolution(channel, args.resolution)
     ids = common.split_ids(args.ids)
-    if channel == CANDLES:
-        ids = [i if "/" in i else f"{i}/{resolution}" for i in ids]
+    if channel == CANDLES:  # TICKER and TICKER/ take --resolution
+        ids = [
+            f"{i.rstrip('/')}/{resolution}" if i.endswith("/") or "/" not in i else i for i in ids
+        ]
     if args.all:
         markets.check_all(channel, ids)
         return markets.run_table(args, channel, None, resolution=resolution)
+    if args.table and channel not in MARKET_CHANNELS:
+        raise common.CliError(
+            f"--table is for the market channels (trades, orderbook, candles), not {channel}",
+            common.EXIT_USAGE,
+        )
     keys = common.parse_channel(channel, ids)
     if args.table:
-        if channel not in MARKET_CHANNELS:
-            raise common.CliError(
-                f"--table is for the market channels (trades, orderbook, candles), not {channel}",
-                common.EXIT_USAGE,
-            )
         return markets.run_table(args, channel, keys, resolution=resolution)
     return _lines(args, keys)
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Dict, Iterator, List
+import signal
+import subprocess
+from dataclasses import dataclass
+from typing import IO, Callable, Dict, Iterator, List
 
 import pytest
 
 from dydx_ws.emulator import IndexerEmulator
-from tests.helpers.cli_runner import run_cli, run_in_pty
+from tests.helpers.cli_runner import DYDX_WS, ROOT, cli_env, run_cli, run_in_pty
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -36,8 +39,20 @@ def last_table(stdout: str) -> List[str]:
     return blocks[-1].splitlines()
 
 
-def parse(table: List[str]) -> Dict[str, object]:
-    """heading, header columns, rows (market -> column -> cell), the pool footer's numbers."""
+@dataclass
+class Table:
+    heading: str
+    columns: List[str]
+    rows: Dict[str, Dict[str, str]]  # market -> column -> cell
+    order: List[str]  # the markets, as printed
+    more: List[str]  # the "... N more" line, if any
+    connections: int  # the pool footer's numbers
+    connected: int
+    subscriptions: str
+
+
+def parse(table: List[str]) -> Table:
+    """A printed table: heading, header, rows, maybe a "... N more" line, the pool footer."""
     heading, header, *rows, footer = table
     columns = header.split()
     more = [r for r in rows if r.startswith("... ")]
@@ -50,37 +65,39 @@ def parse(table: List[str]) -> Dict[str, object]:
         cells[values[0]] = dict(zip(columns, values))
     match = POOL.match(footer)
     assert match, footer
-    return {
-        "heading": heading,
-        "columns": columns,
-        "rows": cells,
-        "order": [r.split()[0] for r in rows if r not in more],
-        "more": more,
-        "connections": int(match.group(1)),
-        "connected": int(match.group(2)),
-        "subscriptions": match.group(3),
-    }
+    return Table(
+        heading=heading,
+        columns=columns,
+        rows=cells,
+        order=[r.split()[0] for r in rows if r not in more],
+        more=more,
+        connections=int(match.group(1)),
+        connected=int(match.group(2)),
+        subscriptions=match.group(3),
+    )
 
 
-def test_book_all_shows_every_market_and_the_pool(emu40: IndexerEmulator, tickers) -> None:
+def test_book_all_shows_every_market_and_the_pool(
+    emu40: IndexerEmulator, tickers: List[str]
+) -> None:
     args = ["book", "--all", "--duration", "1.5", "--interval", "60", "--network", emu40.ws_url]
     r = run_cli(args)
     assert r.returncode == 0, r.stderr
     t = parse(last_table(r.stdout))
-    assert t["heading"] == "orderbook, every market: 40 markets"
-    assert t["columns"] == ["market", "bid", "ask", "spread", "levels", "state", "updates", "age"]
-    assert t["order"] == tickers  # every market, sorted
-    for row in t["rows"].values():
+    assert t.heading == "orderbook, every market: 40 markets"
+    assert t.columns == ["market", "bid", "ask", "spread", "levels", "state", "updates", "age"]
+    assert t.order == tickers  # every market, sorted
+    for row in t.rows.values():
         assert row["state"] == "live", row
         assert float(row["bid"]) < float(row["ask"]), row
         assert float(row["spread"]) == pytest.approx(float(row["ask"]) - float(row["bid"]))
         assert int(row["levels"]) > 0 and int(row["updates"]) >= 1
         assert row["age"].endswith(("s", "m"))
-    assert t["connections"] >= 2 and t["connected"] == t["connections"]  # 40 > 32 a connection
-    assert t["subscriptions"] == "markets 1, orderbook 40"  # ALL_MARKETS follows the markets
+    assert t.connections >= 2 and t.connected == t.connections  # 40 > 32 a connection
+    assert t.subscriptions == "markets 1, orderbook 40"  # ALL_MARKETS follows the markets
 
 
-def test_book_all_json_and_rows(emu40: IndexerEmulator, tickers) -> None:
+def test_book_all_json_and_rows(emu40: IndexerEmulator, tickers: List[str]) -> None:
     r = run_cli(
         ["book", "--all", "--json", "--rows", "5", "--duration", "1", "--interval", "60",
          "--network", emu40.ws_url]
@@ -97,8 +114,8 @@ def test_book_all_json_and_rows(emu40: IndexerEmulator, tickers) -> None:
     r = run_cli(["book", "--all", "--rows", "3", "--duration", "1", "--network", emu40.ws_url])
     assert r.returncode == 0, r.stderr
     t = parse(last_table(r.stdout))
-    assert t["heading"] == "orderbook, every market: 40 markets, 3 shown"
-    assert t["order"] == tickers[:3] and t["more"] == ["... 37 more (--rows N shows more)"]
+    assert t.heading == "orderbook, every market: 40 markets, 3 shown"
+    assert t.order == tickers[:3] and t.more == ["... 37 more (--rows N shows more)"]
 
 
 def test_book_tickers_comma_separated_and_repeated(emu40: IndexerEmulator) -> None:
@@ -107,9 +124,9 @@ def test_book_tickers_comma_separated_and_repeated(emu40: IndexerEmulator) -> No
     )
     assert r.returncode == 0, r.stderr
     t = parse(last_table(r.stdout))
-    assert t["heading"] == "orderbook, markets: 3 markets"
-    assert t["order"] == ["BTC-USD", "ETH-USD", "SOL-USD"]
-    assert (t["connections"], t["subscriptions"]) == (1, "orderbook 3")
+    assert t.heading == "orderbook, markets: 3 markets"
+    assert t.order == ["BTC-USD", "ETH-USD", "SOL-USD"]
+    assert (t.connections, t.subscriptions) == (1, "orderbook 3")
 
 
 def test_book_one_ticker_is_still_a_ladder(emu40: IndexerEmulator) -> None:
@@ -127,6 +144,16 @@ def test_watch_two_tickers_prints_both(emu40: IndexerEmulator) -> None:
     assert sorted(line.split()[2] for line in snapshots) == ["BTC-USD", "ETH-USD"]
 
 
+def test_watch_candles_take_the_resolution_option(emu40: IndexerEmulator) -> None:
+    r = run_cli(
+        ["watch", "candles", "BTC-USD,ETH-USD/", "SOL-USD/1HOUR", "--resolution", "5MINS",
+         "--json", "--duration", "1", "--network", emu40.ws_url]
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    snapshots = [json.loads(x) for x in r.stdout.splitlines() if '"is_snapshot":true' in x]
+    assert sorted(m["id"] for m in snapshots) == ["BTC-USD/5MINS", "ETH-USD/5MINS", "SOL-USD/1HOUR"]
+
+
 def test_watch_table_of_trades(emu40: IndexerEmulator) -> None:
     r = run_cli(
         ["watch", "trades", "BTC-USD,ETH-USD", "--table", "--duration", "1.5", "--interval", "60",
@@ -134,17 +161,17 @@ def test_watch_table_of_trades(emu40: IndexerEmulator) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     t = parse(last_table(r.stdout))
-    assert t["heading"] == "trades, markets: 2 markets"
-    assert t["columns"] == ["market", "price", "size", "side", "trades", "state", "messages", "age"]
-    assert t["order"] == ["BTC-USD", "ETH-USD"]
-    for row in t["rows"].values():
+    assert t.heading == "trades, markets: 2 markets"
+    assert t.columns == ["market", "price", "size", "side", "trades", "state", "messages", "age"]
+    assert t.order == ["BTC-USD", "ETH-USD"]
+    for row in t.rows.values():
         assert float(row["price"]) > 0 and float(row["size"]) > 0  # the snapshot's newest
         assert row["side"] in ("BUY", "SELL") and row["state"] == "live"
         assert int(row["messages"]) >= 1
-    assert (t["connections"], t["subscriptions"]) == (1, "trades 2")
+    assert (t.connections, t.subscriptions) == (1, "trades 2")
 
 
-def test_watch_candles_all_with_a_resolution(emu40: IndexerEmulator, tickers) -> None:
+def test_watch_candles_all_with_a_resolution(emu40: IndexerEmulator, tickers: List[str]) -> None:
     r = run_cli(
         ["watch", "candles", "--all", "--resolution", "5MINS", "--json", "--duration", "1",
          "--interval", "60", "--network", emu40.ws_url]
@@ -165,6 +192,60 @@ def test_book_all_on_a_terminal_fits_its_height(emu40: IndexerEmulator) -> None:
     assert rc == 0, text[-2000:]
     assert "every market: 40 markets, 12 shown" in text  # 20 lines: 12 rows and 8 others
     assert "... 28 more" in text and "pool: 2 connections (2 connected)" in text
+
+
+def test_a_refused_ticker_is_exit_4(emu40: IndexerEmulator) -> None:
+    r = run_cli(["book", "BTC-USD,NOPE-USD", "--duration", "5", "--network", emu40.ws_url])
+    assert r.returncode == 4, (r.stdout, r.stderr)
+    assert "refused" in r.stderr and "NOPE-USD" in r.stderr
+
+
+def next_table(stream: IO[str], until: Callable[[Table], bool]) -> Table:
+    """Read printed tables from ``stream`` until one satisfies ``until``."""
+    while True:
+        lines: List[str] = []
+        while True:
+            line = stream.readline()
+            assert line, "the command ended"
+            if not line.strip():
+                break
+            lines.append(line.rstrip("\n"))
+        table = parse(lines)
+        if until(table):
+            return table
+
+
+def test_book_all_follows_listings_and_delistings() -> None:
+    with IndexerEmulator(markets=["BTC-USD", "ETH-USD"], seed=3, block_time=0.3) as emu:
+        proc = subprocess.Popen(
+            [*DYDX_WS, "book", "--all", "--interval", "0.2", "--network", emu.ws_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            cwd=str(ROOT),
+        )
+        try:
+            assert proc.stdout is not None
+            first = next_table(proc.stdout, lambda t: True)
+            assert first.order == ["BTC-USD", "ETH-USD"]
+            emu.list_market("SOL-USD")
+            t = next_table(proc.stdout, lambda t: "SOL-USD" in t.order)
+            assert t.order == ["BTC-USD", "ETH-USD", "SOL-USD"]
+            live = next_table(proc.stdout, lambda t: t.rows["SOL-USD"]["state"] == "live")
+            assert live.subscriptions == "markets 1, orderbook 3"
+            emu.delist_market("ETH-USD")
+            t = next_table(proc.stdout, lambda t: "ETH-USD" not in t.order)
+            assert t.order == ["BTC-USD", "SOL-USD"]
+            assert t.heading == "orderbook, every market: 2 markets"
+            proc.send_signal(signal.SIGINT)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(
