@@ -25,6 +25,8 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from .protocol._channels import CHANNEL_TABLE
+
 if TYPE_CHECKING:
     from .client import DydxWebSocketClient
 
@@ -124,43 +126,131 @@ def _age(seconds: Optional[float]) -> str:
     return f"{seconds / 60:.0f} min"
 
 
+SUBSCRIPTION_ROWS = 20  # more subscriptions than this: one row per channel instead of each
+
+
+def _short(channel: str) -> str:
+    spec = CHANNEL_TABLE.get(channel)
+    return spec.short if spec is not None else channel
+
+
+def _table(head: List[str], rows: List[List[str]]) -> str:
+    """A compact HTML table; the first column is left-aligned, the others right-aligned."""
+    left = "style='text-align:left'"
+    th = "".join(f"<th {left if i == 0 else ''}>{h}</th>" for i, h in enumerate(head))
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td {left if i == 0 else ''}>{c}</td>" for i, c in enumerate(r))
+        + "</tr>"
+        for r in rows
+    )
+    return (
+        "<table style='font-size:12px;border-collapse:collapse'>"
+        f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _subscriptions_html(subs: Dict[str, Dict[str, Any]]) -> str:
+    """One row per subscription, or per channel when there are more than
+    ``SUBSCRIPTION_ROWS`` (hundreds of markets)."""
+    esc = html.escape
+    if not subs:
+        return "<p><i>no subscriptions</i></p>"
+    if len(subs) <= SUBSCRIPTION_ROWS:
+        rows = [
+            [
+                esc(name),
+                esc(str(sub.get("state"))),
+                str(sub.get("messages", 0)),
+                _age(sub.get("age_seconds")),
+                str(sub.get("drops", 0)),
+            ]
+            for name, sub in sorted(subs.items())
+        ]
+        return _table(["subscription", "state", "messages", "last", "drops"], rows)
+    per: Dict[str, Dict[str, Any]] = {}
+    for name, sub in subs.items():
+        row = per.setdefault(name.split("/", 1)[0], {"n": 0, "active": 0, "msgs": 0, "drops": 0})
+        row["n"] += 1
+        row["active"] += sub.get("state") == "active"
+        row["msgs"] += sub.get("messages", 0)
+        row["drops"] += sub.get("drops", 0)
+        age = sub.get("age_seconds")
+        if age is not None and (row.get("age") is None or age < row["age"]):
+            row["age"] = age
+    rows = [
+        [
+            esc(ch),
+            str(r["n"]),
+            str(r["active"]),
+            str(r["msgs"]),
+            _age(r.get("age")),
+            str(r["drops"]),
+        ]
+        for ch, r in sorted(per.items())
+    ]
+    return _table(["channel", "subscriptions", "active", "messages", "last", "drops"], rows)
+
+
+def _short_id(cid: Optional[str]) -> str:
+    """A server connection id (a UUID) cut to its first 8 characters; the full id on hover."""
+    if not cid:
+        return "—"
+    text = str(cid)
+    short = text if len(text) <= 9 else text[:8] + "…"
+    return f"<span title='{html.escape(text)}'>{html.escape(short)}</span>"
+
+
+def _pool_html(stats: Dict[str, Any]) -> str:
+    """The connection pool: one row per connection and the subscriptions per channel in all."""
+    conns: List[Dict[str, Any]] = list(stats.get("connections") or [])
+    totals: Dict[str, int] = {}
+    rows = []
+    for c in conns:
+        per = c.get("subscriptions") or {}
+        for ch, n in per.items():
+            totals[ch] = totals.get(ch, 0) + n
+        rows.append(
+            [
+                str(c.get("index")),
+                html.escape(str(c.get("state"))),
+                _short_id(c.get("id")),
+                html.escape(" ".join(f"{_short(ch)} {n}" for ch, n in sorted(per.items())) or "—"),
+                str(c.get("frames", 0)),
+                _age(c.get("last_message_age")),
+                str(c.get("reconnects", 0)),
+            ]
+        )
+    head = ["#", "state", "id", "subscriptions", "frames", "last", "reconnects"]
+    total = ", ".join(f"{_short(ch)} {n}" for ch, n in sorted(totals.items())) or "none"
+    summary = (
+        f"{len(conns)} connection{'' if len(conns) == 1 else 's'} · subscriptions {total} · "
+        f"opened {stats.get('connections_opened', 0)}, closed "
+        f"{stats.get('connections_closed', 0)}, moves {stats.get('subscription_moves', 0)}"
+    )
+    return f"<div style='color:#666'>{html.escape(summary)}</div>{_table(head, rows)}"
+
+
 def status_html(client: DydxWebSocketClient) -> str:
-    """An HTML status card: network, connection state, subscriptions (state, messages, age),
-    counters and queue depth. Reads only ``client.stats()`` and public attributes."""
+    """An HTML status card: network, state, subscriptions (state, messages, age; per channel
+    when there are many), the connection pool (one row per connection), counters and queue
+    depth. Reads only ``client.stats()`` and public attributes."""
     stats: Dict[str, Any] = client.stats()
     state = client.state
     color = {"connected": "#1a7f37", "connecting": "#b35900"}.get(state, "#888")
     esc = html.escape
-    rows: List[str] = []
-    for name, sub in sorted(stats.get("subscriptions", {}).items()):
-        rows.append(
-            "<tr>"
-            f"<td style='text-align:left'>{esc(name)}</td><td>{esc(str(sub.get('state')))}</td>"
-            f"<td>{sub.get('messages', 0)}</td><td>{_age(sub.get('age_seconds'))}</td>"
-            f"<td>{sub.get('drops', 0)}</td></tr>"
-        )
-    subs = (
-        "<table><thead><tr><th style='text-align:left'>subscription</th><th>state</th>"
-        "<th>messages</th><th>last</th><th>drops</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
-        if rows
-        else "<p><i>no subscriptions</i></p>"
-    )
     counters = ", ".join(
         f"{k.replace('_', ' ')} {stats.get(k, 0)}"
         for k in ("frames", "reconnects", "dropped", "callback_errors", "decode_errors")
     )
-    cid = stats.get("connection_id")
-    conn = f" · connection {esc(str(cid))}" if cid else ""
     return (
         "<div style='border:1px solid #ccc;border-radius:6px;padding:8px 12px;"
         "display:inline-block;font-family:sans-serif;font-size:13px'>"
         f"<div><b>DydxWebSocketClient</b> · {esc(client.network.name)} · "
         f"<span style='color:{color};font-weight:bold'>● {state}</span></div>"
-        f"<div style='color:#666'>{esc(str(stats.get('url', '')))}"
-        f"{conn}"
-        "</div>"
-        f"{subs}"
+        f"<div style='color:#666'>{esc(str(stats.get('url', '')))}</div>"
+        f"{_subscriptions_html(stats.get('subscriptions', {}))}"
+        f"{_pool_html(stats)}"
         f"<div style='color:#666'>{esc(counters)} · queue depth {stats.get('queue_depth', 0)} · "
         f"updated {time.strftime('%H:%M:%S')}</div>"
         "</div>"

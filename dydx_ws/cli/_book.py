@@ -3,17 +3,23 @@
 On a terminal the ladder redraws in place (rich); otherwise it is printed as text every
 ``--interval`` seconds (and once at the end), or as one JSON object per refresh with ``--json``;
 with ``--count N`` (no terminal) it is printed after each of the first N book updates.
+
+Several tickers (``A,B`` or ``A B``) or ``--all`` show one table instead, a row per market: best
+bid and ask, spread, levels, state (``stale``...), age (:mod:`._markets`).
 """
 
 from __future__ import annotations
 
 import argparse
 import threading
+from typing import List
 
+from ..engine._subscriptions import Key
 from ..protocol._channels import ORDERBOOK
 from ..protocol._messages import Message, OrderbookMessage
 from ..state._orderbook import OrderBook
 from . import _common as common
+from . import _markets as markets
 from . import _views as views
 
 
@@ -21,9 +27,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "book",
         help="show a live order book ladder",
-        description="Keep the local order book of TICKER and show its top levels.",
+        description=(
+            "Keep the local order book of TICKER and show its top levels; for several tickers "
+            "(A,B or A B) or --all, one row per market."
+        ),
     )
-    parser.add_argument("ticker", metavar="TICKER", help="market, e.g. BTC-USD")
+    parser.add_argument(
+        "tickers",
+        nargs="*",
+        default=[],
+        metavar="TICKER",
+        help="market, e.g. BTC-USD; several: comma-separated or repeated",
+    )
     parser.add_argument(
         "--depth", type=common.positive_int, default=10, metavar="N", help="levels per side"
     )
@@ -32,8 +47,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=common.positive_float,
         default=1.0,
         metavar="S",
-        help="seconds between two printed ladders without a terminal (default 1)",
+        help="seconds between two printed ladders (tables) without a terminal (default 1)",
     )
+    markets.add_market_options(parser, interval=False)
     common.add_network_options(parser)
     common.add_json_option(parser)
     common.add_bounds(parser)
@@ -42,7 +58,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 @common.command
 def run(args: argparse.Namespace) -> int:
-    keys = common.parse_channel(ORDERBOOK, [args.ticker])
+    tickers = common.split_ids(args.tickers)
+    if args.all:
+        markets.check_all(ORDERBOOK, tickers)
+        return markets.run_table(args, ORDERBOOK, None)
+    if not tickers:
+        raise common.CliError(
+            "give a TICKER (several: A,B or A B) or --all for every market", common.EXIT_USAGE
+        )
+    keys = common.parse_channel(ORDERBOOK, tickers)
+    if len(keys) > 1:
+        return markets.run_table(args, ORDERBOOK, keys)
+    return _ladder(args, keys)
+
+
+def _ladder(args: argparse.Namespace, keys: List[Key]) -> int:
+    """One market: its ladder (the single-ticker behaviour)."""
     ticker = keys[0][1]
     assert ticker is not None
     out = common.Output(json_mode=args.json)

@@ -77,6 +77,7 @@ __all__ = [
     "add_channel_arguments",
     "add_json_option",
     "add_network_options",
+    "channel_name",
     "command",
     "connect",
     "deadline_after",
@@ -90,6 +91,7 @@ __all__ = [
     "positive_int",
     "resolve_network",
     "run_until",
+    "split_ids",
     "text_of",
     "wait_subscribed",
 ]
@@ -128,7 +130,11 @@ def add_channel_arguments(parser: argparse.ArgumentParser) -> None:
     """``CHANNEL [ID...]`` (``watch``, ``record``)."""
     parser.add_argument("channel", metavar="CHANNEL", help="channel name or alias")
     parser.add_argument(
-        "ids", nargs="*", default=[], metavar="ID", help="TICKER, TICKER/RES or ADDRESS/N"
+        "ids",
+        nargs="*",
+        default=[],
+        metavar="ID",
+        help="TICKER, TICKER/RES or ADDRESS/N; several: repeated or comma-separated (A,B)",
     )
 
 
@@ -210,18 +216,36 @@ def resolve_network(name: str) -> Network:
 
 
 # -- channels ----------------------------------------------------------------------------------
-def parse_channel(channel: str, ids: List[str]) -> List[Key]:
-    """``watch``/``record`` arguments -> ``(channel, wire id)`` pairs, validated.
+def split_ids(ids: List[str]) -> List[str]:
+    """Ids given repeated and/or comma-separated (``A,B C``) -> one list, duplicates dropped;
+    arguments that name none (``,``) are a usage error."""
+    parts = [p.strip() for raw in ids for p in raw.split(",")]
+    out = list(dict.fromkeys(p for p in parts if p))
+    if ids and not out:
+        raise CliError(f"an empty list of ids: {' '.join(ids)!r}", EXIT_USAGE)
+    return out
 
-    ``trades|orderbook TICKER...``, ``candles TICKER[/RES]...`` (default 1MIN),
-    ``subaccounts|parent ADDRESS[/N]...`` (default 0), ``markets``, ``block_height``.
-    """
+
+def channel_name(channel: str) -> str:
+    """A channel's wire name from its wire name or alias (any case); unknown: exit 2."""
     name = CHANNEL_ALIASES.get(channel.lower(), channel.lower())
     if name not in CHANNELS:
         known = ", ".join(CHANNELS)
         raise CliError(
             f"unknown channel {channel!r}: use one of {known} (or a short alias)", EXIT_USAGE
         )
+    return name
+
+
+def parse_channel(channel: str, ids: List[str]) -> List[Key]:
+    """``watch``/``record`` arguments -> ``(channel, wire id)`` pairs, validated.
+
+    ``trades|orderbook TICKER...``, ``candles TICKER[/RES]...`` (default 1MIN),
+    ``subaccounts|parent ADDRESS[/N]...`` (default 0), ``markets``, ``block_height``; ids may
+    be comma-separated (``BTC-USD,ETH-USD``).
+    """
+    ids = split_ids(ids)
+    name = channel_name(channel)
     spec = CHANNEL_TABLE[name]
     try:
         if not spec.has_id:

@@ -21,6 +21,7 @@ from ..protocol._channels import TRADES
 from ..protocol._messages import BlockHeightMessage, CandlesMessage, Message, TradesMessage
 from . import _common as common
 from . import _views as views
+from ._pool_view import pool_line, pool_summary
 
 _CHANNELS = common.CHANNELS
 
@@ -325,6 +326,7 @@ def _summary(
                     "block_height": height,
                     "missing": missing,
                     "callback_errors": stats.get("callback_errors", 0),
+                    "pool": pool_summary(stats),
                     "interrupted": interrupted,
                 }
             }
@@ -337,6 +339,7 @@ def _summary(
         )
     lines.append(f"  {'total':<22} {sum(counts.values()):>7}")
     lines.append(f"  last block height {height}")
+    lines.append(f"  {pool_line(stats)}")
     if missing:
         lines.append(f"no data from: {', '.join(missing)}")
     else:

@@ -19,6 +19,7 @@ from ..engine._subscriptions import Key
 from ..replay import subscribe_key
 from ..sinks.base import Sink
 from . import _common as common
+from ._pool_view import pool_summary
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,5 +117,7 @@ class Status:
             if "checkpoints" in sink:
                 text += f" checkpoints {sink['checkpoints']}"
             parts.append(text)
+        pool = pool_summary(stats)
+        parts.append(f"connections {pool['connections']} ({pool['connected']} connected)")
         self.out.error(" | ".join(parts))
         self.prev, self.last = stats, now

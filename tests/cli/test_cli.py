@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import pty
-import select
 import signal
 import socket
 import subprocess
@@ -17,7 +14,7 @@ from typing import List, Tuple
 
 import pytest
 
-from tests.helpers.cli_runner import DYDX_WS, ROOT, cli_env, run_cli
+from tests.helpers.cli_runner import DYDX_WS, ROOT, cli_env, run_cli, run_in_pty
 
 CHANNELS = {
     "v4_trades",
@@ -42,6 +39,7 @@ def test_demo_shows_all_seven_channels_and_exits_0() -> None:
     for channel in CHANNELS:
         assert channel in r.stdout
     assert "height" in r.stdout and "equity" in r.stdout  # the live status lines
+    assert "pool: 1 connection (1 connected) · subscriptions " in r.stdout  # in the summary
 
 
 def test_demo_json_summary() -> None:
@@ -53,6 +51,9 @@ def test_demo_json_summary() -> None:
     assert all(n > 0 for n in summary["messages"].values()), summary
     assert summary["missing"] == [] and summary["callback_errors"] == 0
     assert summary["block_height"] > 0
+    pool = summary["pool"]
+    assert (pool["connections"], pool["connected"]) == (1, 1)
+    assert set(pool["subscriptions"]) == CHANNELS and pool["subscriptions"]["v4_trades"] == 2
 
 
 def test_demo_rejects_bad_markets() -> None:
@@ -249,44 +250,12 @@ def test_demo_ctrl_c_prints_summary_and_exits_130() -> None:
 
 
 # -- terminal (rich) views -------------------------------------------------------------------------
-def _run_in_pty(args: List[str], timeout: float = 40.0) -> tuple:
-    master, slave = pty.openpty()
-    env = cli_env()
-    env.update({"TERM": "xterm-256color", "COLUMNS": "140", "LINES": "60"})
-    proc = subprocess.Popen(
-        [*DYDX_WS, *args], stdin=slave, stdout=slave, stderr=slave, env=env, cwd=str(ROOT)
-    )
-    os.close(slave)
-    chunks = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.5)
-            if ready:
-                try:
-                    data = os.read(master, 65536)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not data:
-                    break
-                chunks.append(data)
-            elif proc.poll() is not None:
-                break
-        rc = proc.wait(timeout=10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
-    return rc, b"".join(chunks).decode("utf-8", "replace")
-
-
 def test_rich_views_on_a_terminal(emu, tmp_path: Path) -> None:
-    rc, text = _run_in_pty(["demo", "--duration", "2"])
+    rc, text = run_in_pty(["demo", "--duration", "2"])
     assert rc == 0, text[-2000:]
     assert "last trades" in text and "data received from all seven channels" in text
 
-    rc, text = _run_in_pty(
+    rc, text = run_in_pty(
         ["book", "BTC-USD", "--duration", "1", "--depth", "3", "--network", emu.ws_url]
     )
     assert rc == 0, text[-2000:]
@@ -295,6 +264,6 @@ def test_rich_views_on_a_terminal(emu, tmp_path: Path) -> None:
     out = tmp_path / "r.jsonl"
     assert run_cli(["record", "-o", str(out), "trades", "BTC-USD", "--count", "3",
                     "--network", emu.ws_url]).returncode == 0  # fmt: skip
-    rc, text = _run_in_pty(["replay", str(out), "--speed", "0"])
+    rc, text = run_in_pty(["replay", str(out), "--speed", "0"])
     assert rc == 0, text[-2000:]
     assert "replayed" in text

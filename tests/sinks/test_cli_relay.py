@@ -48,6 +48,7 @@ def test_relay_writes_both_sinks_reports_status_and_stops_cleanly_on_ctrl_c(
     assert proc.returncode == 130, err
     status = [x for x in lines if "/s" in x][-1]
     assert "queue" in status and "dropped 0" in status and "parquet" in status
+    assert status.rstrip().endswith("| connections 1 (1 connected)")  # the pool
     r = redis.Redis.from_url(redis_server.url)
     assert r.xlen("dydx:v4_orderbook:BTC-USD") > 0 and r.xlen("dydx:v4_markets") > 0
     r.close()
