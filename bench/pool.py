@@ -18,11 +18,16 @@ Per run (a fresh client process each time, so its CPU time and RSS are its own):
 
 - msg/s: updates counted in the callbacks, from the first to the last one delivered;
 - CPU/msg: process CPU time (every thread, user + system) over that span / updates;
-- RSS/sub: (RSS with every snapshot in - RSS before the client was made) / subscriptions.
+- RSS/sub: (RSS with every snapshot in - RSS before the client was made) / subscriptions;
+- of it sys, switches: the system CPU time and the context switches (voluntary and not) of the
+  process over that span, per message: where the pool's extra cost shows (bench/README.md).
 
 This 2-core machine is shared and noisy: the variants alternate (pool, one, one, pool, ...) over
-``--rounds`` rounds (default 7) and medians are compared. Target (issue 14): the pool costs no more than 10%
-CPU per message over one connection.
+``--rounds`` rounds (default 7) and medians are compared. Target (issue 14): the pool costs no
+more than 10% CPU per message over one connection. To see what the extra cost depends on:
+``--pool-limit N`` changes the pool's number of connections; ``--workers``, ``--cpu-affinity``,
+``--pin`` (the whole process on these CPUs) and ``--switch-interval`` (``sys.setswitchinterval``)
+apply to both variants alike.
 """
 
 from __future__ import annotations
@@ -357,13 +362,16 @@ def _client_run(
         os.sched_setaffinity(0, tweaks["pin"])
     tweaks.pop("switch_interval", None)
     tweaks.pop("pin", None)
+    pool_limit = tweaks.pop("pool_limit", None)
 
     _warm_up(tickers)
     subs = len(subscriptions(tickers))
     total = subs * per_sub
     gc.collect()
     rss0 = rss_mb()
-    limits = dict.fromkeys(CHANNELS, subs) if variant == "one" else None
+    limits = dict.fromkeys(CHANNELS, subs if variant == "one" else pool_limit)
+    if limits[CHANNELS[0]] is None:
+        limits = None  # the client's own: 32 per market channel
     client = DydxWebSocketClient(
         url=f"ws://127.0.0.1:{port}",
         ping_interval=0,
@@ -458,7 +466,7 @@ def _load() -> str:
     return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
 
 
-def report(results: Dict[str, List[Dict[str, Any]]], total: int, subs: int) -> None:
+def report(results: Dict[str, List[Dict[str, Any]]]) -> None:
     med = {
         v: {k: statistics.median(r[k] for r in results[v]) for k in results[v][0]} for v in results
     }
@@ -497,6 +505,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="rounds (default 7; --quick 2)")
     parser.add_argument("--messages", type=int, help="updates per run (default 180,000)")
     parser.add_argument("--markets", type=int, default=300, help="markets (x 3 channels)")
+    parser.add_argument(
+        "--pool-limit", type=int, help="the pool variant's subscriptions per channel (default 32)"
+    )
     parser.add_argument("--workers", type=int, help="client workers (default: the client's, 4)")
     parser.add_argument(
         "--cpu-affinity", help="the client's cpu_affinity: 'auto' or CPU numbers such as 0,1"
@@ -509,6 +520,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     tweaks: Dict[str, Any] = {}
+    if args.pool_limit is not None:
+        tweaks["pool_limit"] = args.pool_limit
     if args.workers is not None:
         tweaks["workers"] = args.workers
     if args.cpu_affinity is not None:
@@ -538,7 +551,7 @@ def main() -> None:
         order = VARIANTS if r % 2 == 0 else VARIANTS[::-1]
         for variant in order:
             results[variant].append(run_once(variant, tickers, per_sub, tweaks))
-    report(results, total, subs)
+    report(results)
     print(_load())
 
 
