@@ -20,7 +20,9 @@ Per run (a fresh client process each time, so its CPU time and RSS are its own):
 - CPU/msg: process CPU time (every thread, user + system) over that span / updates;
 - RSS/sub: (RSS with every snapshot in - RSS before the client was made) / subscriptions;
 - of it sys, switches: the system CPU time and the context switches (voluntary and not) of the
-  process over that span, per message: where the pool's extra cost shows (bench/README.md).
+  process over that span, per message: where the pool's extra cost shows (bench/README.md);
+- cores: CPU time / wall time over that span (about 1.0: the client is bound by the GIL, not
+  waiting for the server).
 
 This 2-core machine is shared and noisy: the variants alternate (pool, one, one, pool, ...) over
 ``--rounds`` rounds (default 7) and medians are compared. Target (issue 14): the pool costs no
@@ -410,6 +412,7 @@ def _client_run(
             {
                 "rate": (total - 1) / span,
                 "cpu_us": (probe.cpu1 - probe.cpu0) / (total - 1) * 1e6,
+                "cores": (probe.cpu1 - probe.cpu0) / span,
                 "sys_us": (u1.ru_stime - u0.ru_stime) / (total - 1) * 1e6,
                 "switches_k": switches / (total - 1) * 1000,
                 "rss_kb": (rss1 - rss0) * 1024 / subs,
@@ -472,13 +475,14 @@ def report(results: Dict[str, List[Dict[str, Any]]]) -> None:
     }
     print(
         f"\n{'variant':8} {'connections':>11} {'I/O threads':>11} {'msg/s':>10} {'CPU/msg':>10} "
-        f"{'of it sys':>10} {'switches':>12} {'RSS/sub':>10} {'RSS total':>10}"
+        f"{'of it sys':>10} {'cores':>5} {'switches':>12} {'RSS/sub':>10} {'RSS total':>10}"
     )
     for v in VARIANTS:
         m = med[v]
         print(
             f"{v:8} {m['connections']:11.0f} {m['io_threads']:11.0f} {m['rate']:10,.0f} "
-            f"{m['cpu_us']:7.2f} us {m['sys_us']:7.2f} us {m['switches_k']:6.1f}/1k msg "
+            f"{m['cpu_us']:7.2f} us {m['sys_us']:7.2f} us {m['cores']:5.2f} "
+            f"{m['switches_k']:6.1f}/1k msg "
             f"{m['rss_kb']:7.1f} KB {m['rss_mb']:7.1f} MB"
         )
     for v in VARIANTS:
