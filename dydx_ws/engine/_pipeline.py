@@ -36,6 +36,7 @@ from ..rest import IndexerRestClient
 from ..state._store import LocalState
 from ..transport._connection import Connection
 from ..transport._dial_gate import DialGate
+from ..transport._io_baton import IoBaton
 from ..transport._options import ConnectionOptions
 from ._cpu_placement import AutoAffinity
 from ._drift_repair import DriftRepair
@@ -142,7 +143,7 @@ class Pipeline:
         limits = parse_limits(idle_limits)
         self.watchdog = IdleWatchdog(self.registry, self.store.markets, limits) if limits else None
         self.auto_affinity = AutoAffinity.create(self.threads) if auto_affinity else None
-        self._options = dataclasses.replace(options, dial_gate=DialGate())
+        self._options = dataclasses.replace(options, dial_gate=DialGate(), io_baton=IoBaton())
         self.connections = ConnectionPool(
             registry=self.registry,
             lock=self.lock,

@@ -422,6 +422,7 @@ class Connection:
         buffered = reader.buffered
         on_message = self._on_message
         on_control = functools.partial(self._on_control, ws)
+        baton = self._opt.io_baton or contextlib.nullcontext()  # a pool's: one reads at a time
         sel = selectors.DefaultSelector()
         sel.register(raw, selectors.EVENT_READ, "socket")
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -461,8 +462,11 @@ class Connection:
                     self._drain_wake()
                 # Frames already buffered are read back to back; the housekeeping above
                 # (sends, pings, ticks) runs again at least every _BURST frames.
-                if readable and reader.read(on_message, on_control, _BURST):
-                    return  # the server closed: code and reason are recorded
+                if readable:
+                    with baton:
+                        closed = reader.read(on_message, on_control, _BURST)
+                    if closed:
+                        return  # the server closed: code and reason are recorded
         except BaseException as exc:
             error = exc
             raise

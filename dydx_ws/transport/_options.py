@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from ._dial_gate import DialGate
 from ._frame_reader import MIN_MAX_MESSAGE_SIZE
+from ._io_baton import IoBaton
 from ._reconnect import ReconnectPolicy
 
 __all__ = [
@@ -44,6 +45,7 @@ class ConnectionOptions:
     max_handshake_size: int = DEFAULT_MAX_HANDSHAKE_SIZE
     fast_frames: bool = True  # False: every frame through the general parser (FrameReader)
     dial_gate: Optional[DialGate] = None  # shared by a pool's connections (_dial_gate.py)
+    io_baton: Optional[IoBaton] = None  # shared by a pool's connections (_io_baton.py)
 
 
 def tls_options(
