@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Union
+from typing import Callable, Dict, FrozenSet, Iterable, List, Optional, Set, Union
 
 __all__ = ["AutoAffinity", "CpuProbe", "CpuSpec", "parse_cpus", "pin_threads"]
 
@@ -131,6 +131,7 @@ class AutoAffinity:
         self._busy0 = 0.0
         self._ours0 = 0.0
         self.cpu: Optional[int] = None  # the CPU the threads are pinned to, None when released
+        self._pinned: Set[Optional[int]] = set()  # idents of the threads pinned there
         self.releases = 0  # times contention made it let go
 
     @classmethod
@@ -172,6 +173,7 @@ class AutoAffinity:
         cpu = self._probe.current_cpu()
         threads = self._live()
         pin_threads(frozenset([cpu]), threads)
+        self._pinned = {t.ident for t in threads}
         self.cpu = cpu
         self._busy0 = self._probe.busy_seconds()[cpu]
         self._ours0 = self._ours(threads)
@@ -200,6 +202,10 @@ class AutoAffinity:
             return
         self._busy0, self._ours0 = busy, ours
         self._due = now + self._window
+        fresh = [t for t in threads if t.ident not in self._pinned]
+        if fresh:  # e.g. a connection the pool opened since: it follows the others
+            pin_threads(frozenset([self.cpu]), fresh)
+            self._pinned.update(t.ident for t in fresh)
 
     def _release(self) -> None:
         if self.cpu is not None:

@@ -127,3 +127,34 @@ def test_by_default_scheduling_is_left_to_the_operating_system(
         assert client.stats()["cpu_affinity"] == {"mode": "off"}
         values: List[frozenset] = list(_sdk_thread_cpus().values())  # type: ignore[type-arg]
         assert values and set(values) == {everything}
+
+
+@pytest.mark.parametrize("mode", ["fixed", "auto"])
+def test_a_connection_the_pool_opens_later_runs_where_the_others_do(
+    emulator: IndexerEmulator, mode: str
+) -> None:
+    fixed = max(os.sched_getaffinity(0))
+    client = DydxWebSocketClient(
+        network=emulator.network,
+        workers=1,
+        check_interval=None,
+        cpu_affinity=fixed if mode == "fixed" else "auto",
+        subscription_limits={"v4_trades": 1},
+    )
+    with client:
+        first = client.subscribe_trades("BTC-USD")
+        assert first.wait_subscribed(10)
+        if mode == "auto":  # (released again if another program took that CPU meanwhile)
+            cpu = _until(lambda: _pinned_cpu(client), 10, "threads pinned")[0]
+        later = client.subscribe_trades("ETH-USD")  # past the limit: a second connection
+        assert later.wait_subscribed(10) and later.connection == 1
+
+        def same_place() -> bool:
+            cpus = _sdk_thread_cpus()
+            return "dydx-ws-io-1" in cpus and len(set(cpus.values())) == 1
+
+        _until(same_place, 10, "the new connection's thread where the others are")
+        if mode == "fixed":
+            assert set(_sdk_thread_cpus().values()) == {frozenset([fixed])}
+        elif client.stats()["cpu_affinity"]["releases"] == 0:
+            assert set(_sdk_thread_cpus().values()) == {frozenset([cpu])}
