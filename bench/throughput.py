@@ -20,6 +20,7 @@ noisy (±30% between runs), so every column runs once per round, in a rotating o
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 import sys
@@ -142,10 +143,12 @@ def configs() -> List[Tuple[str, Optional[Config]]]:
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    rounds = 2 if quick else 5
-    if "--rounds" in sys.argv:
-        rounds = int(sys.argv[sys.argv.index("--rounds") + 1])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2 rounds, 5x fewer messages")
+    parser.add_argument("--rounds", type=int, help="rounds (default 5; --quick 2)")
+    args = parser.parse_args()
+    quick = args.quick
+    rounds = args.rounds or (2 if quick else 5)
     plans = [("book", 20_000 if quick else 100_000), ("account", 5_000 if quick else 20_000)]
     plan = configs()
     print(
