@@ -129,12 +129,12 @@ class SubscriptionGroup:
             try:
                 if not member.wait_subscribed(_left(deadline)):
                     return False
-            except SubscriptionError:
-                self._raise_failed()
+            except SubscriptionError as exc:
+                self._raise_failed(exc)
         return not self._closed
 
-    def _raise_failed(self) -> None:
-        failed = self.failed
+    def _raise_failed(self, caught: SubscriptionError) -> None:
+        failed = self.failed or {caught.id or self.channel: caught}  # a retry replaced it
         names = ", ".join(sorted(failed))
         first = next(iter(failed.values()))
         error = SubscriptionError(
