@@ -148,10 +148,10 @@ class ConnectionPool:
             if member.counts.get(channel, 0) < self.limit(member, channel):
                 return member
         if self.max_connections is not None and len(self.members) >= self.max_connections:
+            target = f"{channel} {topic.key[1]}" if topic.key[1] else channel
             raise SubscriptionError(
-                f"cannot subscribe to {channel} {topic.key[1] or ''}: all {len(self.members)} "
-                f"connections hold their limit of {channel} subscriptions "
-                f"(max_connections={self.max_connections})".replace("  ", " "),
+                f"cannot subscribe to {target}: all {len(self.members)} connections hold their "
+                f"limit of {channel} subscriptions (max_connections={self.max_connections})",
                 channel=channel,
                 id=topic.key[1],
             )

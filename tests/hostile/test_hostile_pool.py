@@ -23,6 +23,17 @@ TRADES = {"trades": []}
 PENALTY = 1.0  # seconds the client must wait after a 429 (the real default is 30)
 
 
+def one_trade_per_connection(url: str, policy: ReconnectPolicy) -> DydxWebSocketClient:
+    """A client whose every trades subscription needs a connection of its own."""
+    return DydxWebSocketClient(
+        url=url,
+        reconnect=policy,
+        check_interval=None,
+        idle_limits=None,
+        subscription_limits={"v4_trades": 1},
+    )
+
+
 class FrontDoor:
     """Records every handshake's time; answers the ``refuse``-th (1-based) with HTTP 429."""
 
@@ -53,16 +64,7 @@ class FrontDoor:
 def test_a_429_on_one_connection_holds_back_every_dial_of_the_pool() -> None:
     door = FrontDoor(refuse=2)
     policy = ReconnectPolicy(initial_delay=0.05, max_delay=0.2, rate_limited_delay=PENALTY)
-    with (
-        FaultServer(door.run) as server,
-        DydxWebSocketClient(
-            url=server.url,
-            reconnect=policy,
-            check_interval=None,
-            idle_limits=None,
-            subscription_limits={"v4_trades": 1},
-        ) as client,
-    ):
+    with FaultServer(door.run) as server, one_trade_per_connection(server.url, policy) as client:
         assert client.wait_connected(TIMEOUT)
         # three trades subscriptions need three connections: the 2nd dial is refused, and the
         # 3rd connection is opened once the client has seen that refusal
@@ -105,16 +107,7 @@ def test_a_connection_that_dies_leaves_the_others_streaming() -> None:
         serve_indexer(conn, answer)
 
     policy = ReconnectPolicy(initial_delay=0.05, max_delay=0.2)
-    with (
-        FaultServer(run) as server,
-        DydxWebSocketClient(
-            url=server.url,
-            reconnect=policy,
-            check_interval=None,
-            idle_limits=None,
-            subscription_limits={"v4_trades": 1},
-        ) as client,
-    ):
+    with FaultServer(run) as server, one_trade_per_connection(server.url, policy) as client:
         disconnects: List[int] = []
         client.on("disconnected", lambda e: disconnects.append(e.connection))
         first = client.subscribe_trades("BTC-USD")

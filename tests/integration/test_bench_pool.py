@@ -4,28 +4,13 @@ update is delivered, and the table, the ratio line and the target verdict are pr
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.bench_runner import run_bench
 
 
 def test_pool_bench_prints_the_ratio_to_one_connection() -> None:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    args = ["--rounds", "1", "--markets", "40", "--messages", "1200"]
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "pool.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=str(ROOT),
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout
+    out = run_bench("pool.py", "--rounds", "1", "--markets", "40", "--messages", "1200")
     assert "120 subscriptions (40 markets x 3 channels), 1,200 updates per run" in out
     assert re.search(r"^pool\s+2\s+2\s+[\d,]+\s+[\d.]+ us", out, re.M), out
     assert re.search(r"^one\s+1\s+1\s+[\d,]+\s+[\d.]+ us", out, re.M), out

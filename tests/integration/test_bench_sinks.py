@@ -5,28 +5,15 @@ printed."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.bench_runner import run_bench
+
 RATE = r"[\d,]+"
 
 
 def test_sinks_bench_prints_the_ratio_to_no_sink() -> None:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "sinks.py"), "--rounds", "1", "--messages", "1500"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=env,
-        cwd=str(ROOT),
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    out = r.stdout
+    out = run_bench("sinks.py", "--rounds", "1", "--messages", "1500")
     assert re.search(
         r"^order book updates \(\d+ B\) x1500, 1 rounds in rotating order, medians$", out, re.M
     ), out

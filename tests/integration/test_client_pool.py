@@ -81,11 +81,15 @@ def emu() -> Iterator[IndexerEmulator]:
 
 
 def subscribe_all(client: DydxWebSocketClient) -> List[SubscriptionGroup]:
-    return [
+    """Every market's book, trades and 1MIN candles, each group confirmed."""
+    groups = [
         client.subscribe_orderbook(ALL_MARKETS),
         client.subscribe_trades(ALL_MARKETS),
         client.subscribe_candles(ALL_MARKETS, "1MIN"),
     ]
+    for group in groups:
+        assert group.wait_subscribed(TIMEOUT)
+    return groups
 
 
 def test_small_limits_spread_every_market_over_as_many_connections_as_needed(
@@ -94,9 +98,7 @@ def test_small_limits_spread_every_market_over_as_many_connections_as_needed(
     with pool_client(emu) as client:
         events = Events(client)
         groups = subscribe_all(client)
-        for group in groups:
-            assert group.wait_subscribed(TIMEOUT)
-            assert sorted(group.tickers) == sorted(emu.markets)
+        assert all(sorted(g.tickers) == sorted(emu.markets) for g in groups)
         # 10 markets, 2 per channel per connection: 5 connections (+ markets on the first)
         connections = client.stats()["connections"]
         assert len(connections) == math.ceil(10 / 2)
@@ -128,8 +130,6 @@ def test_a_dropped_connection_restores_only_its_own_subscriptions(emu: IndexerEm
     with pool_client(emu) as client:
         events = Events(client)
         groups = subscribe_all(client)
-        for group in groups:
-            assert group.wait_subscribed(TIMEOUT)
         victim = client.stats()["connections"][2]
         others = [c["index"] for c in client.stats()["connections"] if c["index"] != 2]
         frames_before = {c["index"]: c["frames"] for c in client.stats()["connections"]}
@@ -161,8 +161,6 @@ def test_every_connection_dropped_at_once_is_restored_without_a_rate_limit_or_42
     with pool_client(emu) as client:
         events = Events(client)
         groups = subscribe_all(client)
-        for group in groups:
-            assert group.wait_subscribed(TIMEOUT)
         before = client.stats()["connections"]
         assert emu.drop_connections(1011, "all at once") == len(before)
         wait_until(lambda: len(events.of("reconnected")) == len(before), timeout=TIMEOUT)
@@ -283,9 +281,7 @@ def test_three_hundred_markets_in_three_channels_in_one_client() -> None:
         with pool_client(emu, subscription_limits=None) as client:
             events = Events(client)
             groups = subscribe_all(client)
-            for group in groups:
-                assert group.wait_subscribed(TIMEOUT)
-                assert len(group) == 300
+            assert [len(g) for g in groups] == [300, 300, 300]
             assert all(s.state is SubscriptionState.ACTIVE for g in groups for s in g)
             connections = client.stats()["connections"]
             assert len(connections) == math.ceil(300 / 32)
