@@ -13,6 +13,7 @@ import base64
 import hashlib
 import json
 import multiprocessing as mp
+import select
 import socket
 import struct
 import time
@@ -118,14 +119,59 @@ def _serve(listener: socket.socket, plan: Tuple[Any, ...]) -> None:
         conn.close()
 
 
+class _ClientFrames:
+    """The client's side of the conversation, answered as a server must: a ping gets its pong
+    (the SDK and ``websockets`` close a connection whose pings go unanswered, which a long run
+    would otherwise measure) and a close its close (so clients leave at once)."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.buf = b""
+        self.closed = False
+
+    def serve(self, timeout: float) -> None:
+        """Answer what the client sends within ``timeout`` seconds (0: what is already there)."""
+        deadline = time.monotonic() + timeout
+        while not self.closed:
+            ready, _, _ = select.select([self.conn], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                return
+            chunk = self.conn.recv(65536)
+            if not chunk:
+                self.closed = True
+                return
+            self.buf += chunk
+            self._answer()
+
+    def _answer(self) -> None:
+        while len(self.buf) >= 6:
+            opcode, n = self.buf[0] & 0x0F, self.buf[1] & 0x7F
+            start = 2 + {126: 2, 127: 8}.get(n, 0)
+            if n >= 126:
+                n = int.from_bytes(self.buf[2:start], "big")
+            end = start + 4 + n  # client frames are masked: a 4-byte key, then the payload
+            if len(self.buf) < end:
+                return
+            key, data = self.buf[start : start + 4], self.buf[start + 4 : end]
+            self.buf = self.buf[end:]
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+            if opcode == 0x9:
+                self.conn.sendall(bytes([0x8A, len(payload)]) + payload)
+            elif opcode == 0x8:
+                self.conn.sendall(bytes([0x88, len(payload[:2])]) + payload[:2])
+                self.closed = True
+
+
 def _write(conn: socket.socket, kind: str, n: int, burst: int, interval: float) -> None:
     """Flood (``interval`` 0: every update in one write) or stamped bursts of ``burst`` updates
-    every ``interval`` seconds, built just before they are written."""
+    every ``interval`` seconds, built just before they are written; the client's pings and
+    close are answered between bursts and after the last."""
     work = Workload(kind)
     flood = work.subscribed + work.updates(0, n) if interval == 0 else b""
     _handshake(conn)
     conn.sendall(HELLO)
     conn.recv(65536)  # the client's subscribe (one small masked frame)
+    client = _ClientFrames(conn)
     if flood:
         conn.sendall(flood)
     else:
@@ -133,12 +179,10 @@ def _write(conn: socket.socket, kind: str, n: int, burst: int, interval: float) 
         start = time.monotonic()
         for k, first in enumerate(range(0, n, burst)):
             data = work.updates(first, min(burst, n - first))
-            delay = start + (k + 1) * interval - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
+            client.serve(start + (k + 1) * interval - time.monotonic())
             conn.sendall(data.replace(STAMP, b"%019d" % time.monotonic_ns()))
-    while conn.recv(65536):  # wait for the client to leave
-        pass
+    while not client.closed:  # until the client leaves
+        client.serve(60.0)
 
 
 def _server_main(port_q: Any, plan: Tuple[Any, ...]) -> None:

@@ -126,6 +126,7 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--interval", type=float, default=0.25)
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--messages", type=int, help="updates per run (default by mode and size)")
     parser.add_argument(
         "--soak", type=float, metavar="SECONDS", help="one long burst run per client: RSS start/end"
     )
@@ -155,7 +156,7 @@ def main() -> None:
     )
     for mode in modes:
         for kind in ("book", "account"):
-            n = sizes[mode][kind]
+            n = args.messages or sizes[mode][kind]
             results: Dict[str, List[Dict[str, Any]]] = {c: [] for c in clients}
             for r in range(rounds):
                 for name in clients[r % len(clients) :] + clients[: r % len(clients)]:

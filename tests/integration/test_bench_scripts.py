@@ -16,7 +16,7 @@ SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.sta
 
 def test_every_benchmark_is_covered() -> None:
     assert {"book.py", "decode.py", "dispatch.py", "pool.py", "sinks.py"} <= set(SCRIPTS)
-    assert {"throughput.py", "versus.py"} <= set(SCRIPTS)
+    assert {"stages.py", "throughput.py", "versus.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
