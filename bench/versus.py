@@ -20,6 +20,7 @@ This machine is shared and noisy, so every column runs once per round in a rotat
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import statistics
 import sys
@@ -98,9 +99,36 @@ def report(
         print(f"  sdk / reference: CPU per message {cpu} (<= 1.3x), p99 latency {p99} (<= 2x)")
 
 
+def message_bytes(kind: str) -> Dict[str, float]:
+    """Bytes one decoded update holds, per client's decoding (tracemalloc over 1,000 kept)."""
+    import tracemalloc
+
+    from _clients import _reference_types
+
+    from dydx_ws.protocol._decode import decode_message
+
+    text = Workload(kind).update(2)[4:]
+    (book, _), (account, _) = _reference_types()
+    decoders = {
+        "sdk": decode_message,
+        "reference": (book if kind == "book" else account).decode,
+        "bare": json.loads,
+    }
+    sizes = {}
+    for name, decode in decoders.items():
+        decode(text)  # warm: caches and interned names are not the message's
+        tracemalloc.start()
+        before = tracemalloc.get_traced_memory()[0]
+        kept = [decode(text) for _ in range(1000)]
+        sizes[name] = (tracemalloc.get_traced_memory()[0] - before) / len(kept)
+        tracemalloc.stop()
+    return sizes
+
+
 def memory(args: argparse.Namespace) -> None:
     """RSS over a long burst run (``--soak``) or tracemalloc figures (``--alloc``), per client."""
     for kind in ("book", "account"):
+        sizes = {} if args.soak else message_bytes(kind)
         for name in args.clients.split(","):
             if args.soak:
                 n = int(args.soak * args.burst / args.interval)
@@ -111,10 +139,12 @@ def memory(args: argparse.Namespace) -> None:
                     f"the last"
                 )
             else:
-                r = run_once(name, kind, "burst", 10_000, args.burst, args.interval, alloc=True)
+                n = args.messages or 10_000
+                r = run_once(name, kind, "burst", n, args.burst, args.interval, alloc=True)
                 print(
-                    f"alloc {kind:7} {name:10} retained {r['retained_b']:.1f} B/update after "
-                    f"10,000; tracemalloc peak {r['peak_kb']:,.0f} KiB"
+                    f"alloc {kind:7} {name:10} one decoded update holds {sizes[name]:,.0f} B; "
+                    f"after {n:,} updates {r['retained_b'] * n / 1024:,.0f} KiB retained "
+                    f"({r['retained_b']:.1f} B/update), tracemalloc peak {r['peak_kb']:,.0f} KiB"
                 )
 
 
