@@ -134,7 +134,7 @@ def memory(args: argparse.Namespace) -> None:
                 n = int(args.soak * args.burst / args.interval)
                 r = run_once(name, kind, "burst", n, args.burst, args.interval)
                 print(
-                    f"soak {kind:7} {name:10} {n:,} updates over {args.soak:.0f} s: RSS "
+                    f"soak {kind:7} {name:10} {n:,} updates over {args.soak:g} s: RSS "
                     f"{r['rss_start_mb']:.1f} MB at the first update, {r['rss_end_mb']:.1f} MB at "
                     f"the last"
                 )

@@ -33,3 +33,21 @@ def test_stages_attributes_samples_to_each_clients_own_stages() -> None:
     assert re.search(r"msgspec decode \+ loop +[\d.]+% +[\d.]+ us/msg", reference), out
     assert "typed models" not in reference, out
     assert re.search(r"a C-level decoder would save ~-?[\d.]+ us per frame", out), out
+
+
+def test_versus_memory_modes_print_rss_and_allocations_per_client() -> None:
+    common = ("--interval", "0.05", "--clients", "sdk,reference")
+    out = run_bench("versus.py", "--alloc", "--messages", "1000", *common)
+    for kind in ("book", "account"):
+        for client in ("sdk", "reference"):
+            assert re.search(
+                rf"^alloc {kind} +{client} +one decoded update holds {NUMBER} B; after 1,000 "
+                rf"updates {NUMBER} KiB retained \({NUMBER} B/update\), tracemalloc peak",
+                out,
+                re.M,
+            ), out
+    out = run_bench("versus.py", "--soak", "0.5", *common)
+    assert (
+        len(re.findall(r"^soak .* 5,000 updates over 0.5 s: RSS [\d.]+ MB at the first", out, re.M))
+        == 4
+    )
