@@ -32,7 +32,8 @@ def rss_mb() -> float:
 
 class Probe:
     """Counts callback deliveries after the snapshot; CPU, latency and memory from the first
-    update (``trace_allocations``: tracemalloc runs from the first update to the last)."""
+    update (RSS also after a tenth of them, when bounded state has filled; with
+    ``trace_allocations``, tracemalloc runs from the first update to the last)."""
 
     trace_allocations = False
 
@@ -45,7 +46,7 @@ class Probe:
         # be the only growth a long run (--soak) shows, ~40 B per update.
         self.latencies = array("q", bytes(8 * n))
         self.stamped = 0
-        self.rss0 = self.rss1 = 0.0
+        self.rss0 = self.rss_tenth = self.rss1 = 0.0
         self.traced = (0, 0)
         self.done = threading.Event()
 
@@ -61,6 +62,8 @@ class Probe:
             self.latencies[self.stamped] = now - int(stamp)
             self.stamped += 1
         self.count += 1
+        if self.count == self.n // 10:
+            self.rss_tenth = rss_mb()
         if self.count == self.n:
             self.t1 = time.perf_counter()
             self.cpu1 = time.process_time()
@@ -83,6 +86,7 @@ class Probe:
             "p99_ms": pct(0.99),
             "max_ms": lat[-1] / 1e6 if lat else float("nan"),
             "rss_start_mb": self.rss0,
+            "rss_tenth_mb": self.rss_tenth,
             "rss_end_mb": self.rss1,
             "retained_b": self.traced[0] / self.n,
             "peak_kb": self.traced[1] / 1024,

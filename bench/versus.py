@@ -135,8 +135,8 @@ def memory(args: argparse.Namespace) -> None:
                 r = run_once(name, kind, "burst", n, args.burst, args.interval)
                 print(
                     f"soak {kind:7} {name:10} {n:,} updates over {args.soak:g} s: RSS "
-                    f"{r['rss_start_mb']:.1f} MB at the first update, {r['rss_end_mb']:.1f} MB at "
-                    f"the last"
+                    f"{r['rss_start_mb']:.1f} MB at the first update, {r['rss_tenth_mb']:.1f} MB "
+                    f"after a tenth, {r['rss_end_mb']:.1f} MB at the last"
                 )
             else:
                 n = args.messages or 10_000
