@@ -158,7 +158,10 @@ def main() -> None:
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--messages", type=int, help="updates per run (default by mode and size)")
     parser.add_argument(
-        "--soak", type=float, metavar="SECONDS", help="one long burst run per client: RSS start/end"
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="one long burst run per client: RSS at the start, after a tenth, at the end",
     )
     parser.add_argument(
         "--alloc", action="store_true", help="tracemalloc per message (slow; not timed)"
